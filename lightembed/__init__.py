@@ -1,0 +1,32 @@
+"""lightembed: fast static text embeddings on the CPU, with numpy only.
+
+    >>> import lightembed
+    >>> model = lightembed.load()            # the bundled default model, no network
+    >>> vectors = model.embed(["a text", "another text"])
+    >>> result = model.deduplicate(texts, threshold=0.9)
+"""
+
+from .cluster import ClusterResult
+from .config import ModelConfig
+from .dedup import DedupResult, Duplicate
+from .errors import LightEmbedError, ModelFormatError, ModelNotFoundError
+from .folder import read_model, write_model
+from .model import Hit, LightEmbed, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClusterResult",
+    "DedupResult",
+    "Duplicate",
+    "Hit",
+    "LightEmbed",
+    "LightEmbedError",
+    "ModelConfig",
+    "ModelFormatError",
+    "ModelNotFoundError",
+    "load",
+    "read_model",
+    "write_model",
+    "__version__",
+]

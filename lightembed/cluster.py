@@ -1,0 +1,107 @@
+"""Spherical k-means with k-means++ seeding, several restarts, and blocked assignment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scoring import blocks
+
+ASSIGN_BLOCK = 8192
+
+
+@dataclass
+class ClusterResult:
+    """Labels per item, unit centroids [k, d], and inertia = sum of (1 - cosine to own centroid)."""
+
+    labels: np.ndarray
+    centroids: np.ndarray
+    inertia: float
+    n_iter: int
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Number of items in each cluster."""
+        return np.bincount(self.labels, minlength=len(self.centroids))
+
+    def members(self, cluster: int) -> np.ndarray:
+        """Indices of the items in one cluster."""
+        return np.flatnonzero(self.labels == cluster)
+
+
+def spherical_kmeans(
+    unit: np.ndarray,
+    k: int,
+    *,
+    n_init: int = 3,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    seed: int | None = None,
+) -> ClusterResult:
+    """Cluster unit rows by cosine; the best of `n_init` k-means++ runs (lowest inertia)."""
+    n = len(unit)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > n:
+        raise ValueError(f"k={k} is larger than the number of items ({n})")
+    if n_init < 1 or max_iter < 1:
+        raise ValueError("n_init and max_iter must be at least 1")
+    rng = np.random.default_rng(seed)
+    best: ClusterResult | None = None
+    for _ in range(n_init):
+        result = _lloyd(unit, _kmeans_plus_plus(unit, k, rng), max_iter, tol, rng)
+        if best is None or result.inertia < best.inertia:
+            best = result
+    return best
+
+
+def _kmeans_plus_plus(unit: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding with distance 1 - cosine."""
+    n = len(unit)
+    centers = np.empty((k, unit.shape[1]), dtype=np.float32)
+    centers[0] = unit[rng.integers(n)]
+    distance = np.maximum(1.0 - unit @ centers[0], 0.0)
+    for c in range(1, k):
+        total = float(distance.sum())
+        index = rng.choice(n, p=distance / total) if total > 0 else rng.integers(n)
+        centers[c] = unit[index]
+        np.minimum(distance, np.maximum(1.0 - unit @ centers[c], 0.0), out=distance)
+    return centers
+
+
+def _assign(unit: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest centre per row, the cosine to it, and the sum of the rows of each cluster."""
+    k = len(centers)
+    labels = np.empty(len(unit), dtype=np.int64)
+    similarity = np.empty(len(unit), dtype=np.float32)
+    sums = np.zeros_like(centers)
+    for start, stop in blocks(len(unit), ASSIGN_BLOCK):
+        sims = unit[start:stop] @ centers.T
+        block_labels = sims.argmax(axis=1)
+        labels[start:stop] = block_labels
+        similarity[start:stop] = sims[np.arange(stop - start), block_labels]
+        one_hot = (block_labels[None, :] == np.arange(k)[:, None]).astype(np.float32)
+        sums += one_hot @ unit[start:stop]
+    return labels, similarity, sums
+
+
+def _lloyd(unit: np.ndarray, centers: np.ndarray, max_iter: int, tol: float, rng: np.random.Generator) -> ClusterResult:
+    k = len(centers)
+    inertia = np.inf
+    for iteration in range(1, max_iter + 1):
+        labels, similarity, sums = _assign(unit, centers)
+        empty = np.flatnonzero(np.bincount(labels, minlength=k) == 0)
+        if len(empty):
+            # Re-seed empty clusters with the items farthest from their centroid.
+            far = np.argsort(similarity)[: len(empty)]
+            sums[empty] = unit[far]
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        centers = np.where(norms > 0, sums / np.maximum(norms, 1e-12), unit[rng.integers(len(unit), size=k)])
+        new_inertia = float(np.sum(1.0 - similarity, dtype=np.float64))
+        if inertia - new_inertia <= tol * max(1.0, abs(new_inertia)) and not len(empty):
+            inertia = new_inertia
+            break
+        inertia = new_inertia
+    labels, similarity, _ = _assign(unit, centers)
+    return ClusterResult(labels, centers.astype(np.float32), float(np.sum(1.0 - similarity, dtype=np.float64)), iteration)

@@ -1,0 +1,212 @@
+"""Semantic deduplication: exact copies first, then a non-transitive greedy pass over all pairs.
+
+Items are walked in order; an item is removed only when it is similar (score >= threshold)
+to an item that was *kept*, so chains A~B~C never remove C because of A through B. All pairs
+are compared exactly, in blocks, so memory stays bounded by the block size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from .scoring import blocks, similarity_matrix
+
+DEFAULT_BLOCK_SIZE = 2048
+
+
+class Duplicate(NamedTuple):
+    """One removed item: its index, the kept item it duplicates, their similarity, and whether it was an exact copy."""
+
+    index: int
+    duplicate_of: int
+    score: float
+    exact: bool
+
+
+@dataclass
+class DedupResult:
+    """Which items were kept and which were removed, and why.
+
+    `duplicate_of[i]` and `scores[i]` describe `removed[i]`. Keep the result to re-threshold
+    without embedding again.
+    """
+
+    kept: np.ndarray
+    removed: np.ndarray
+    duplicate_of: np.ndarray
+    scores: np.ndarray
+    exact: np.ndarray
+    threshold: float
+    items: Sequence[str] | None = None
+    _vectors: np.ndarray = field(default=None, repr=False)  # one row per distinct item
+    _first: np.ndarray = field(default=None, repr=False)  # item -> its first exact copy
+    _bits: int | None = field(default=None, repr=False)
+    _block_size: int = field(default=DEFAULT_BLOCK_SIZE, repr=False)
+
+    @property
+    def kept_items(self) -> list[str]:
+        """The kept texts in their original order (texts input only)."""
+        return [self._items()[i] for i in self.kept]
+
+    @property
+    def removed_items(self) -> list[str]:
+        """The removed texts in their original order (texts input only)."""
+        return [self._items()[i] for i in self.removed]
+
+    @property
+    def duplicates(self) -> list[Duplicate]:
+        """Every removed item with the kept item it duplicates and the score."""
+        return [
+            Duplicate(int(i), int(j), float(s), bool(e))
+            for i, j, s, e in zip(self.removed, self.duplicate_of, self.scores, self.exact)
+        ]
+
+    @property
+    def removed_fraction(self) -> float:
+        """Share of the items that were removed."""
+        total = len(self.kept) + len(self.removed)
+        return len(self.removed) / total if total else 0.0
+
+    def rethreshold(self, threshold: float) -> DedupResult:
+        """The same deduplication at another threshold, from the stored vectors (no re-embedding)."""
+        return deduplicate_vectors(
+            self._vectors,
+            threshold,
+            bits=self._bits,
+            block_size=self._block_size,
+            items=self.items,
+            first_copy=self._first,
+        )
+
+    def _items(self) -> Sequence[str]:
+        if self.items is None:
+            raise ValueError("this result was computed from vectors; there are no texts to return")
+        return self.items
+
+
+def check_threshold(threshold: float) -> float:
+    """A similarity threshold must be a finite number in [-1, 1]."""
+    value = float(threshold)
+    if not -1.0 <= value <= 1.0:
+        raise ValueError(f"threshold must be between -1 and 1, got {threshold!r}")
+    return value
+
+
+def first_copies(items: Sequence[str]) -> np.ndarray:
+    """For each item the index of its first identical copy (itself when it is the first)."""
+    seen: dict[str, int] = {}
+    return np.fromiter((seen.setdefault(text, i) for i, text in enumerate(items)), dtype=np.int64, count=len(items))
+
+
+def deduplicate_vectors(
+    vectors: np.ndarray,
+    threshold: float,
+    *,
+    bits: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    items: Sequence[str] | None = None,
+    first_copy: np.ndarray | None = None,
+) -> DedupResult:
+    """Deduplicate items given one vector (unit rows) or packed code per *distinct* item.
+
+    `first_copy` maps every item to its first exact copy; `vectors` then has one row per
+    distinct item, in order of first appearance. Without it every row is its own item.
+    """
+    threshold = check_threshold(threshold)
+    if block_size < 1:
+        raise ValueError(f"block_size must be at least 1, got {block_size}")
+    n_items = len(first_copy) if first_copy is not None else len(vectors)
+    if first_copy is None:
+        first_copy = np.arange(n_items)
+    distinct = np.flatnonzero(first_copy == np.arange(n_items))
+    if len(distinct) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors for {len(distinct)} distinct items")
+    match, score = greedy_matches(vectors, threshold, bits=bits, block_size=block_size)
+
+    # Map distinct-row results back to items; exact copies follow their first copy.
+    row_of_item = np.cumsum(first_copy == np.arange(n_items)) - 1
+    row = row_of_item[first_copy]
+    is_copy = first_copy != np.arange(n_items)
+    first_kept = match[row] < 0
+    target = np.where(first_kept, first_copy, distinct[np.maximum(match[row], 0)])
+    item_score = np.where(first_kept, 1.0, score[row]).astype(np.float32)
+    removed_mask = is_copy | ~first_kept
+    removed = np.flatnonzero(removed_mask)
+    return DedupResult(
+        kept=np.flatnonzero(~removed_mask),
+        removed=removed,
+        duplicate_of=target[removed],
+        scores=item_score[removed],
+        exact=(is_copy & first_kept)[removed],
+        threshold=threshold,
+        items=items,
+        _vectors=vectors,
+        _first=first_copy,
+        _bits=bits,
+        _block_size=block_size,
+    )
+
+
+def greedy_matches(
+    vectors: np.ndarray, threshold: float, *, bits: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the earlier *kept* row it is most similar to (>= threshold), or -1 when kept.
+
+    Returns (match [n] int64, score [n] float32; score is meaningful where match >= 0).
+    """
+    n = len(vectors)
+    match = np.full(n, -1, dtype=np.int64)
+    score = np.zeros(n, dtype=np.float32)
+    kept_rows = np.empty(n, dtype=np.int64)
+    kept_vectors = np.empty_like(vectors)
+    n_kept = 0
+    for start, stop in blocks(n, block_size):
+        block = vectors[start:stop]
+        best = np.full(stop - start, -np.inf, dtype=np.float32)
+        best_row = np.full(stop - start, -1, dtype=np.int64)
+        for k_start, k_stop in blocks(n_kept, block_size):
+            sims = similarity_matrix(block, kept_vectors[k_start:k_stop], bits)
+            arg = sims.argmax(axis=1)
+            top = sims[np.arange(len(arg)), arg]
+            better = top > best
+            best[better] = top[better]
+            best_row[better] = kept_rows[k_start + arg[better]]
+        removed = best >= threshold
+        match[start:stop][removed] = best_row[removed]
+        score[start:stop][removed] = best[removed]
+        kept_here = _resolve_within_block(block, ~removed, threshold, bits, match, score, start)
+        rows = start + np.flatnonzero(kept_here)
+        kept_rows[n_kept : n_kept + len(rows)] = rows
+        kept_vectors[n_kept : n_kept + len(rows)] = vectors[rows]
+        n_kept += len(rows)
+    return match, score
+
+
+def _resolve_within_block(
+    block: np.ndarray,
+    alive: np.ndarray,
+    threshold: float,
+    bits: int | None,
+    match: np.ndarray,
+    score: np.ndarray,
+    offset: int,
+) -> np.ndarray:
+    """Greedy pass inside one block among rows not already removed; returns the kept mask."""
+    sims = similarity_matrix(block, block, bits)
+    index = np.arange(len(block))
+    sims[index[:, None] <= index[None, :]] = -np.inf  # only earlier rows count
+    sims[:, ~alive] = -np.inf
+    kept = alive.copy()
+    # Only rows with an earlier alive row above the threshold can be removed: walk just those.
+    for i in np.flatnonzero(alive & (sims >= threshold).any(axis=1)):
+        row = np.where(kept[:i], sims[i, :i], -np.inf)
+        j = int(row.argmax())
+        if row[j] >= threshold:
+            kept[i] = False
+            match[offset + i] = offset + j
+            score[offset + i] = row[j]
+    return kept

@@ -1,0 +1,323 @@
+"""Reading and writing model folders (lightembed, model2vec, WordLlama), with validation.
+
+Only JSON and safetensors are read; nothing is unpickled or executed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+from tokenizers import Tokenizer
+
+from .config import ModelConfig
+from .errors import ModelFormatError, ModelNotFoundError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+RERANKER_FILE = "reranker.safetensors"
+CARD_FILE = "README.md"
+FOLDER_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, RERANKER_FILE, CARD_FILE)
+
+FLOAT_DTYPES = (np.float16, np.float32)
+
+
+@dataclass
+class ModelParts:
+    """The validated contents of a model folder, ready for the runtime."""
+
+    config: ModelConfig
+    embeddings: np.ndarray  # [V, D] float16 or float32, token weights already applied when possible
+    tokenizer: Tokenizer
+    path: Path
+    token_rows: np.ndarray | None = None  # model2vec vocabulary quantisation: token id -> row
+    token_weights: np.ndarray | None = None  # only kept when rows are shared (token_rows set)
+    projection: tuple[np.ndarray, np.ndarray] | None = None  # (weight [out, D], bias [out])
+    adaptor: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    binary_embeddings: np.ndarray | None = None
+    reranker_path: Path | None = None
+
+
+def read_model(path: str | Path) -> ModelParts:
+    """Read a model folder of any supported kind, or a WordLlama codebook file."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".safetensors":
+        return read_wordllama(path)
+    if not path.is_dir():
+        raise ModelNotFoundError(f"{path}: no such model folder")
+    config_path = path / CONFIG_FILE
+    if config_path.is_file():
+        raw = _read_json(config_path)
+        if isinstance(raw, dict) and raw.get("format") == "lightembed":
+            return read_lightembed(path, raw)
+        return read_model2vec(path, raw)
+    codebooks = sorted(path.glob("*.safetensors"))
+    if len(codebooks) == 1:
+        return read_wordllama(codebooks[0])
+    raise ModelFormatError(f"{path}: no {CONFIG_FILE} and no single WordLlama codebook (*.safetensors)")
+
+
+def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
+    """Read and validate a lightembed model folder."""
+    config = ModelConfig.from_dict(raw_config, str(path / CONFIG_FILE))
+    weights_path = path / WEIGHTS_FILE
+    tensors = _read_safetensors(weights_path)
+    where = str(weights_path)
+    embeddings = _codebook(tensors, "embeddings", where)
+    _check_shape(embeddings, (config.vocab_size, config.dim), where, "embeddings")
+    _check_keys(tensors, _expected_keys(config), where)
+
+    token_weights = None
+    if config.token_weights:
+        token_weights = _float_tensor(tensors, "token_weights", (config.vocab_size,), where)
+        embeddings = (embeddings.astype(np.float32) * token_weights[:, None]).astype(embeddings.dtype)
+    projection = None
+    width = config.dim
+    if config.projection:
+        weight = _float_tensor(tensors, "projection.weight", None, where)
+        if weight.ndim != 2 or weight.shape[1] != config.dim:
+            raise ModelFormatError(f"{where}: 'projection.weight' must be [out, {config.dim}], got {weight.shape}")
+        bias = _float_tensor(tensors, "projection.bias", (weight.shape[0],), where)
+        projection = (weight, bias)
+        width = weight.shape[0]
+    adaptor = []
+    if config.adaptor is not None:
+        in_dim = width
+        for i in range(config.adaptor.layers):
+            weight = _float_tensor(tensors, f"adaptor.{i}.weight", None, where)
+            if weight.ndim != 2 or weight.shape[1] != in_dim:
+                raise ModelFormatError(f"{where}: 'adaptor.{i}.weight' must be [out, {in_dim}], got {weight.shape}")
+            bias = _float_tensor(tensors, f"adaptor.{i}.bias", (weight.shape[0],), where)
+            adaptor.append((weight, bias))
+            in_dim = weight.shape[0]
+        if in_dim != width:
+            raise ModelFormatError(f"{where}: the adaptor's last layer gives {in_dim} dims, expected {width}")
+    binary = None
+    if config.binary_codebook:
+        binary = _codebook(tensors, "binary_embeddings", where)
+        if binary.shape[0] != config.vocab_size:
+            raise ModelFormatError(f"{where}: 'binary_embeddings' has {binary.shape[0]} rows, expected {config.vocab_size}")
+    for d in config.matryoshka_dims:
+        if d > width:
+            raise ModelFormatError(f"{path / CONFIG_FILE}: matryoshka dim {d} exceeds the output width {width}")
+    reranker_path = path / RERANKER_FILE
+    if config.reranker and not reranker_path.is_file():
+        raise ModelFormatError(f"{reranker_path}: config says the model has a reranker, but the file is missing")
+    tokenizer = _read_tokenizer(path / TOKENIZER_FILE, config.vocab_size)
+    return ModelParts(
+        config=config,
+        embeddings=embeddings,
+        tokenizer=tokenizer,
+        path=path,
+        projection=projection,
+        adaptor=adaptor,
+        binary_embeddings=binary,
+        reranker_path=reranker_path if config.reranker else None,
+    )
+
+
+def read_model2vec(path: Path, raw_config: Any) -> ModelParts:
+    """Read a model2vec folder (`embeddings`, optional `weights` and `mapping`)."""
+    where_config = str(path / CONFIG_FILE)
+    if not isinstance(raw_config, dict):
+        raise ModelFormatError(f"{where_config}: expected a JSON object")
+    weights_path = path / WEIGHTS_FILE
+    tensors = _read_safetensors(weights_path)
+    where = str(weights_path)
+    embeddings = _codebook(tensors, "embeddings", where)
+    tokenizer = _read_tokenizer(path / TOKENIZER_FILE, None)
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    token_rows = None
+    if "mapping" in tensors:
+        token_rows = np.asarray(tensors["mapping"]).astype(np.int64)
+        if token_rows.shape != (vocab_size,) or token_rows.min() < 0 or token_rows.max() >= embeddings.shape[0]:
+            raise ModelFormatError(f"{where}: 'mapping' must map each of {vocab_size} tokens to a row")
+    elif embeddings.shape[0] < vocab_size:
+        raise ModelFormatError(f"{where}: {embeddings.shape[0]} rows but the tokenizer has {vocab_size} tokens")
+    token_weights = None
+    if "weights" in tensors:
+        token_weights = _float_tensor(tensors, "weights", (vocab_size,), where)
+        if token_rows is None:
+            embeddings = (embeddings.astype(np.float32) * token_weights[:, None]).astype(embeddings.dtype)
+            token_weights = None
+    max_length = raw_config.get("max_length") or raw_config.get("seq_length") or 512
+    unk = _unk_token_id(tokenizer)
+    config = ModelConfig(
+        dim=embeddings.shape[1],
+        vocab_size=vocab_size,
+        normalize=bool(raw_config.get("normalize", False)),
+        max_length=int(max_length),
+        ignore_token_ids=(unk,) if unk is not None else (),
+        source="model2vec",
+        provenance={"model2vec_config": raw_config},
+    )
+    config.validate(where_config)
+    return ModelParts(
+        config=config,
+        embeddings=embeddings,
+        tokenizer=tokenizer,
+        path=path,
+        token_rows=token_rows,
+        token_weights=token_weights,
+    )
+
+
+def read_wordllama(codebook_path: Path, tokenizer_path: Path | None = None) -> ModelParts:
+    """Read a WordLlama codebook (`embedding.weight`) and its tokenizer file.
+
+    The tokenizer is looked for beside the codebook and in a sibling `tokenizers/` folder
+    (any `*tokenizer*.json`) unless given.
+    """
+    tensors = _read_safetensors(codebook_path)
+    where = str(codebook_path)
+    embeddings = _codebook(tensors, "embedding.weight", where)
+    if tokenizer_path is None:
+        tokenizer_path = _find_wordllama_tokenizer(codebook_path)
+    tokenizer = _read_tokenizer(tokenizer_path, embeddings.shape[0])
+    config = ModelConfig(
+        dim=embeddings.shape[1],
+        vocab_size=embeddings.shape[0],
+        normalize=True,
+        max_length=512,
+        source="wordllama",
+        provenance={"wordllama_codebook": codebook_path.name},
+    )
+    return ModelParts(config=config, embeddings=embeddings, tokenizer=tokenizer, path=codebook_path.parent)
+
+
+def write_model(
+    folder: str | Path,
+    config: ModelConfig,
+    embeddings: np.ndarray,
+    tokenizer: Tokenizer,
+    extra_tensors: dict[str, np.ndarray] | None = None,
+    card: str | None = None,
+) -> Path:
+    """Write a lightembed model folder and check that it reads back."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {"embeddings": np.ascontiguousarray(embeddings)}
+    for name, value in (extra_tensors or {}).items():
+        tensors[name] = np.ascontiguousarray(value)
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "lightembed"})
+    tokenizer.save(str(folder / TOKENIZER_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if card is not None:
+        (folder / CARD_FILE).write_text(card, encoding="utf-8")
+    read_model(folder)
+    return folder
+
+
+def _expected_keys(config: ModelConfig) -> set[str]:
+    keys = {"embeddings"}
+    if config.token_weights:
+        keys.add("token_weights")
+    if config.projection:
+        keys |= {"projection.weight", "projection.bias"}
+    if config.adaptor is not None:
+        for i in range(config.adaptor.layers):
+            keys |= {f"adaptor.{i}.weight", f"adaptor.{i}.bias"}
+    if config.binary_codebook:
+        keys.add("binary_embeddings")
+    return keys
+
+
+def _check_keys(tensors: dict[str, np.ndarray], expected: set[str], where: str) -> None:
+    missing = expected - set(tensors)
+    if missing:
+        raise ModelFormatError(f"{where}: missing tensors {sorted(missing)} that config.json declares")
+    extra = set(tensors) - expected - {"embeddings_scale", "binary_embeddings_scale"}
+    if extra:
+        raise ModelFormatError(f"{where}: tensors {sorted(extra)} are not declared in config.json")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path}: not readable JSON ({exc})") from None
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: file is missing")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
+        raise ModelFormatError(f"{path}: not a valid safetensors file ({exc})") from None
+
+
+def _read_tokenizer(path: Path, vocab_size: int | None) -> Tokenizer:
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: tokenizer file is missing")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # the Rust tokenizer reports parse errors as plain Exception
+        raise ModelFormatError(f"{path}: not a valid tokenizers file ({exc})") from None
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    if vocab_size is not None and size > vocab_size:
+        raise ModelFormatError(f"{path}: tokenizer has {size} tokens but the codebook only {vocab_size} rows")
+    return tokenizer
+
+
+def _codebook(tensors: dict[str, np.ndarray], key: str, where: str) -> np.ndarray:
+    """A finite 2-D float codebook; int8 codebooks are scaled by `<key>_scale`."""
+    if key not in tensors:
+        raise ModelFormatError(f"{where}: tensor {key!r} is missing")
+    table = tensors[key]
+    if table.ndim != 2 or 0 in table.shape:
+        raise ModelFormatError(f"{where}: {key!r} must be a non-empty 2-D matrix, got shape {table.shape}")
+    if table.dtype == np.int8:
+        scale_key = f"{key}_scale"
+        if scale_key not in tensors:
+            raise ModelFormatError(f"{where}: int8 {key!r} needs its scale tensor {scale_key!r}")
+        scale = np.asarray(tensors[scale_key], dtype=np.float32)
+        if scale.size not in (1, table.shape[0]):
+            raise ModelFormatError(f"{where}: {scale_key!r} must hold 1 or {table.shape[0]} values")
+        table = table.astype(np.float32) * scale.reshape(-1, 1)
+    elif table.dtype not in FLOAT_DTYPES:
+        raise ModelFormatError(f"{where}: {key!r} has dtype {table.dtype}; expected float16, float32 or int8")
+    if not np.isfinite(table).all():
+        raise ModelFormatError(f"{where}: {key!r} contains NaN or infinite values")
+    return table
+
+
+def _float_tensor(
+    tensors: dict[str, np.ndarray], key: str, shape: tuple[int, ...] | None, where: str
+) -> np.ndarray:
+    if key not in tensors:
+        raise ModelFormatError(f"{where}: tensor {key!r} is missing")
+    value = tensors[key]
+    if value.dtype not in FLOAT_DTYPES:
+        raise ModelFormatError(f"{where}: {key!r} has dtype {value.dtype}; expected float16 or float32")
+    if shape is not None:
+        _check_shape(value, shape, where, key)
+    if not np.isfinite(value).all():
+        raise ModelFormatError(f"{where}: {key!r} contains NaN or infinite values")
+    return value.astype(np.float32)
+
+
+def _check_shape(value: np.ndarray, shape: tuple[int, ...], where: str, key: str) -> None:
+    if value.shape != shape:
+        raise ModelFormatError(f"{where}: {key!r} has shape {value.shape}, config.json implies {shape}")
+
+
+def _unk_token_id(tokenizer: Tokenizer) -> int | None:
+    model = json.loads(tokenizer.to_str()).get("model", {})
+    unk = model.get("unk_token")
+    return tokenizer.token_to_id(unk) if isinstance(unk, str) else None
+
+
+def _find_wordllama_tokenizer(codebook_path: Path) -> Path:
+    for folder in (codebook_path.parent, codebook_path.parent / "tokenizers", codebook_path.parent.parent / "tokenizers"):
+        found = sorted(folder.glob("*tokenizer*.json")) if folder.is_dir() else []
+        if found:
+            return found[0]
+    raise ModelFormatError(f"{codebook_path}: no tokenizer file (*tokenizer*.json) beside it or in tokenizers/")

@@ -1,0 +1,427 @@
+"""The public model object: embedding and the task verbs, thin over plain functions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+from typing import NamedTuple, Union
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .binary import pack_signs, unpack_signs
+from .cluster import ClusterResult, spherical_kmeans
+from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, check_threshold, deduplicate_vectors, first_copies
+from .folder import ModelParts, read_model
+from .pooling import mean_pool
+from .rerank import maxsim_scores
+from .resolve import resolve_model
+from .scoring import is_codes, similarity_matrix, top_indices, unit_rows
+from .split import semantic_split
+from .tokenize import TokenBatcher
+
+logger = logging.getLogger(__name__)
+
+Items = Union[str, Iterable[str], np.ndarray]
+DEFAULT_BATCH_SIZE = 2048
+
+
+class Hit(NamedTuple):
+    """One scored item: its position in the input, its score, and its text (None for vector input)."""
+
+    index: int
+    score: float
+    text: str | None
+
+
+class LightEmbed:
+    """A static embedding model: `embed` texts, then compare, rank, deduplicate, cluster, rerank.
+
+    Every verb takes texts, or vectors / packed binary codes that `embed` returned earlier.
+    """
+
+    def __init__(
+        self,
+        parts: ModelParts,
+        *,
+        dim: int | None = None,
+        binary: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+    ) -> None:
+        self.parts = parts
+        self.config = parts.config
+        width = parts.projection[0].shape[0] if parts.projection is not None else self.config.dim
+        if binary and parts.binary_embeddings is not None:
+            width = parts.binary_embeddings.shape[1]
+        dim = width if dim is None else dim
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= width:
+            raise ValueError(f"dim must be an integer between 1 and the model width {width}, got {dim!r}")
+        if batch_size < 1 or block_size < 1:
+            raise ValueError("batch_size and block_size must be at least 1")
+        self.dim = int(dim)
+        self.binary = binary
+        self.batch_size = batch_size
+        self.block_size = block_size
+        self.tokens = TokenBatcher(
+            parts.tokenizer,
+            self.config.max_length,
+            self.config.add_special_tokens,
+            self.config.ignore_token_ids,
+            self.config.vocab_size,
+        )
+        self._post_pooling = parts.projection is not None or bool(parts.adaptor)
+        self._table = self._pooling_table(parts.embeddings)
+        self._binary_table = None
+        if binary and parts.binary_embeddings is not None:
+            self._binary_table = np.ascontiguousarray(parts.binary_embeddings[:, : self.dim], dtype=np.float32)
+
+    # ----------------------------------------------------------------- loading helpers
+    def _pooling_table(self, embeddings: np.ndarray) -> np.ndarray:
+        """Float32 codebook; truncated now when nothing non-trivial runs after pooling."""
+        if self._post_pooling:
+            return np.ascontiguousarray(embeddings, dtype=np.float32)
+        return np.ascontiguousarray(embeddings[:, : self.dim], dtype=np.float32)
+
+    @property
+    def bits(self) -> int | None:
+        """Bits per binary code (None for a float model)."""
+        return self.dim if self.binary else None
+
+    @property
+    def path(self) -> Path:
+        """Where the model was loaded from."""
+        return self.parts.path
+
+    def __repr__(self) -> str:
+        kind = f"binary, {self.dim} bits" if self.binary else f"dim={self.dim}"
+        return f"LightEmbed({str(self.path)!r}, {kind}, source={self.config.source})"
+
+    # ----------------------------------------------------------------- embedding
+    def embed(self, texts: Items, *, progress: bool = False, batch_size: int | None = None) -> np.ndarray:
+        """Embed one text (1-D result) or many (2-D, one row per text, input order).
+
+        Float models give float32 vectors (unit length when the model normalises; an empty
+        text gives zeros); binary models give packed sign bits, uint8 [n, ceil(dim / 8)].
+        Any iterable is streamed in blocks of `batch_size`.
+        """
+        if isinstance(texts, str):
+            return self.embed([texts], batch_size=batch_size)[0]
+        texts = _text_iterable(texts)
+        total = len(texts) if isinstance(texts, Sequence) else None
+        bar = tqdm(total=total, unit="text", disable=not progress, file=sys.stderr, desc="embedding")
+        parts = []
+        with bar:
+            for block in self.iter_embed(texts, batch_size=batch_size):
+                parts.append(block)
+                bar.update(len(block))
+        if not parts:
+            return np.zeros((0, self.output_width), dtype=self.output_dtype)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def iter_embed(self, texts: Iterable[str], *, batch_size: int | None = None) -> Iterator[np.ndarray]:
+        """Embed a stream block by block; tokenising the next block overlaps pooling this one."""
+        batch_size = batch_size or self.batch_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future | None = None
+            for start, block in _checked_blocks(texts, batch_size):
+                upcoming = pool.submit(self.tokens.encode, block)
+                if pending is not None:
+                    yield self._vectors(*pending.result())
+                pending = upcoming
+            if pending is not None:
+                yield self._vectors(*pending.result())
+
+    @property
+    def output_width(self) -> int:
+        """Columns of an `embed` result: dims, or bytes of packed bits."""
+        return (self.dim + 7) // 8 if self.binary else self.dim
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        """float32, or uint8 for packed binary codes."""
+        return np.dtype(np.uint8) if self.binary else np.dtype(np.float32)
+
+    def _vectors(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Pool and post-process one tokenised block."""
+        parts = self.parts
+        if self._binary_table is not None:
+            return pack_signs(mean_pool(self._binary_table, flat_ids, lengths))
+        pooled = mean_pool(self._table, flat_ids, lengths, parts.token_rows, parts.token_weights)
+        if self._post_pooling:
+            pooled = self._after_pooling(pooled)
+            pooled[lengths == 0] = 0.0
+        if self.binary:
+            return pack_signs(pooled)
+        return unit_rows(pooled) if self.config.normalize else pooled
+
+    def _after_pooling(self, pooled: np.ndarray) -> np.ndarray:
+        """Projection, then the residual adaptor `e + f(e)`, then Matryoshka truncation."""
+        if self.parts.projection is not None:
+            weight, bias = self.parts.projection
+            pooled = pooled @ weight.T + bias
+        if self.parts.adaptor:
+            pooled = pooled + _mlp(pooled, self.parts.adaptor, self.config.adaptor.activation)
+        return np.ascontiguousarray(pooled[:, : self.dim], dtype=np.float32)
+
+    def token_vectors(self, text: str) -> np.ndarray:
+        """Unit vectors of each token of `text` (what `rerank` compares), [tokens, dim]."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        flat, _ = self.tokens.encode([text])
+        return self._token_rows(flat)
+
+    def _token_rows(self, flat: np.ndarray) -> np.ndarray:
+        parts = self.parts
+        rows = parts.token_rows[flat] if parts.token_rows is not None else flat
+        vectors = self._table[rows]
+        if parts.projection is not None:
+            vectors = vectors @ parts.projection[0].T
+        return unit_rows(vectors[:, : self.dim])
+
+    # ----------------------------------------------------------------- comparing
+    def vectors(self, items: Items) -> np.ndarray:
+        """Rows ready to compare: unit float rows or packed codes, from texts or from arrays."""
+        if isinstance(items, np.ndarray) and items.dtype.kind not in "UO":
+            array = items if items.ndim == 2 else items.reshape(1, -1)
+            if array.ndim != 2:
+                raise ValueError(f"expected vectors of shape [n, d], got shape {items.shape}")
+            if is_codes(array):
+                return array
+            if not np.isfinite(array).all():
+                raise ValueError("vectors contain NaN or infinite values")
+            return unit_rows(array)
+        embedded = self.embed([items] if isinstance(items, str) else items)
+        return embedded if self.binary else unit_rows(embedded)
+
+    def _bits_for(self, codes: np.ndarray) -> int | None:
+        if not is_codes(codes):
+            return None
+        return self.dim if self.binary and codes.shape[1] == self.output_width else codes.shape[1] * 8
+
+    def _scores(self, query: Items, docs: Items) -> tuple[np.ndarray, list[str] | None]:
+        """Similarity of one query to each doc, and the doc texts when texts were given."""
+        texts = _texts_or_none(docs)
+        q = self.vectors(query)
+        if len(q) != 1:
+            raise ValueError(f"expected one query, got {len(q)}")
+        d = self.vectors(texts if texts is not None else docs)
+        if q.shape[1] != d.shape[1]:
+            raise ValueError(f"query has width {q.shape[1]} but documents have {d.shape[1]}")
+        return similarity_matrix(q, d, self._bits_for(d))[0], texts
+
+    def similarity(self, a: Items, b: Items) -> float | np.ndarray:
+        """Cosine (or Hamming) similarity: a float for two single items, else an array [len(a), len(b)]."""
+        va, vb = self.vectors(a), self.vectors(b)
+        if va.shape[1] != vb.shape[1]:
+            raise ValueError(f"cannot compare widths {va.shape[1]} and {vb.shape[1]}")
+        sims = similarity_matrix(va, vb, self._bits_for(va))
+        if _single(a) and _single(b):
+            return float(sims[0, 0])
+        if _single(a):
+            return sims[0]
+        if _single(b):
+            return sims[:, 0]
+        return sims
+
+    def rank(self, query: Items, docs: Items, *, sort: bool = True) -> list[Hit]:
+        """Every document scored against the query, best first (or in input order with sort=False)."""
+        scores, texts = self._scores(query, docs)
+        order = top_indices(scores, len(scores)) if sort else np.arange(len(scores))
+        return _hits(order, scores, texts)
+
+    def topk(self, query: Items, docs: Items, k: int = 10) -> list[Hit]:
+        """The k best documents, best first; k larger than the number of documents is clipped."""
+        _check_k(k)
+        scores, texts = self._scores(query, docs)
+        return _hits(top_indices(scores, k), scores, texts)
+
+    def filter(self, query: Items, docs: Items, threshold: float = 0.5) -> list[Hit]:
+        """Documents whose similarity to the query is at least `threshold`, in input order."""
+        threshold = check_threshold(threshold)
+        scores, texts = self._scores(query, docs)
+        return _hits(np.flatnonzero(scores >= threshold), scores, texts)
+
+    def key(self, query: str, candidates: Iterable[str] | None = None) -> Callable[[str], float]:
+        """A key function for `sorted`/`max`: similarity to `query`, cached per text.
+
+        Pass the candidates to embed them in one batch up front.
+        """
+        return SimilarityKey(self, query, candidates)
+
+    # ----------------------------------------------------------------- collections
+    def deduplicate(self, items: Items, threshold: float = 0.9, *, progress: bool = False) -> DedupResult:
+        """Remove exact copies, then items at least `threshold` similar to an earlier *kept* item."""
+        threshold = check_threshold(threshold)
+        texts = _texts_or_none(items)
+        if texts is None:
+            vectors = self.vectors(items)
+            return deduplicate_vectors(vectors, threshold, bits=self._bits_for(vectors), block_size=self.block_size)
+        first = first_copies(texts)
+        distinct = np.flatnonzero(first == np.arange(len(texts)))
+        embedded = self.embed([texts[i] for i in distinct], progress=progress)
+        vectors = embedded if self.binary else unit_rows(embedded)
+        return deduplicate_vectors(
+            vectors, threshold, bits=self.bits, block_size=self.block_size, items=texts, first_copy=first
+        )
+
+    def cluster(
+        self, items: Items, k: int, *, n_init: int = 3, max_iter: int = 100, seed: int | None = None
+    ) -> ClusterResult:
+        """Spherical k-means++ clusters (binary codes are clustered as ±1 vectors)."""
+        vectors = self.vectors(items)
+        if is_codes(vectors):
+            vectors = unit_rows(unpack_signs(vectors, self._bits_for(vectors)))
+        return spherical_kmeans(vectors, k, n_init=n_init, max_iter=max_iter, seed=seed)
+
+    def rerank(self, query: str, docs: Sequence[str], k: int | None = None) -> list[Hit]:
+        """Late-interaction (MaxSim) scores over token vectors, best first; the top k if given."""
+        if self.parts.reranker_path is not None:
+            raise NotImplementedError(
+                f"{self.parts.reranker_path}: this version of lightembed cannot run a trained reranker"
+            )
+        texts = _texts_or_none(docs)
+        if texts is None or not isinstance(query, str):
+            raise TypeError("rerank needs a query string and a list of document strings")
+        if k is not None:
+            _check_k(k)
+        q = self.token_vectors(query)
+        flat_parts, lengths = [], []
+        for _, block in _checked_blocks(texts, self.batch_size):
+            flat, block_lengths = self.tokens.encode(block)
+            flat_parts.append(flat)
+            lengths.append(block_lengths)
+        flat = np.concatenate(flat_parts) if flat_parts else np.zeros(0, dtype=np.int64)
+        doc_lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        scores = maxsim_scores(q, self._token_rows(flat), doc_lengths)
+        return _hits(top_indices(scores, k or len(scores)), scores, texts)
+
+    def split(self, text: str, target_size: int = 1500, *, window: int = 2) -> list[str]:
+        """Cut a long text into chunks of at most `target_size` characters at topic shifts."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        float_model = self if not self.binary else LightEmbed(self.parts, dim=None)
+        return semantic_split(text, float_model.embed, target_size=target_size, window=window)
+
+
+class SimilarityKey:
+    """Callable similarity-to-a-query with a per-text cache; see `LightEmbed.key`."""
+
+    def __init__(self, model: LightEmbed, query: str, candidates: Iterable[str] | None = None) -> None:
+        self.model = model
+        self.query = model.vectors(query)
+        self.cache: dict[str, float] = {}
+        if candidates is not None:
+            self.prime(candidates)
+
+    def prime(self, texts: Iterable[str]) -> None:
+        """Score the texts not yet cached in one batch."""
+        missing = list(dict.fromkeys(t for t in _text_iterable(texts) if t not in self.cache))
+        if missing:
+            scores, _ = self.model._scores(self.query, missing)
+            self.cache.update(zip(missing, scores.tolist()))
+
+    def __call__(self, text: str) -> float:
+        if text not in self.cache:
+            self.prime([text])
+        return self.cache[text]
+
+
+def load(
+    name: str | os.PathLike[str] | None = None,
+    *,
+    dim: int | None = None,
+    binary: bool = False,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    offline: bool | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> LightEmbed:
+    """Load a model: None for the bundled default (no network), a local folder or codebook
+    file, or a Hugging Face Hub id `owner/name` (cached; `HF_HUB_OFFLINE` honoured).
+
+    `dim` truncates to the first `dim` dimensions (Matryoshka); `binary=True` makes every
+    output packed sign bits.
+    """
+    path = resolve_model(name, revision=revision, cache_dir=cache_dir, offline=offline)
+    return LightEmbed(read_model(path), dim=dim, binary=binary, batch_size=batch_size, block_size=block_size)
+
+
+# --------------------------------------------------------------------- helpers
+def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], activation: str) -> np.ndarray:
+    """Linear layers with `activation` between them (none after the last)."""
+    for i, (weight, bias) in enumerate(layers):
+        x = x @ weight.T + bias
+        if i < len(layers) - 1:
+            x = _ACTIVATIONS[activation](x)
+    return x
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """The tanh approximation of GELU."""
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+
+
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "gelu": _gelu,
+    "tanh": np.tanh,
+}
+
+
+def _text_iterable(texts: object) -> Iterable[str]:
+    if texts is None:
+        raise TypeError("texts must be a string or an iterable of strings, got None")
+    if isinstance(texts, np.ndarray):
+        if texts.dtype.kind not in "UO":
+            raise TypeError(f"expected texts, got a numeric array of dtype {texts.dtype}")
+        return texts.tolist()
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}")
+    return texts
+
+
+def _checked_blocks(texts: Iterable[str], size: int) -> Iterator[tuple[int, list[str]]]:
+    """Blocks of at most `size` texts, each item checked to be a string."""
+    iterator = iter(texts)
+    start = 0
+    while block := list(islice(iterator, size)):
+        if not all(isinstance(text, str) for text in block):
+            bad = next(i for i, text in enumerate(block) if not isinstance(text, str))
+            raise TypeError(f"texts[{start + bad}] is {type(block[bad]).__name__}, expected str")
+        yield start, block
+        start += len(block)
+
+
+def _texts_or_none(items: Items) -> list[str] | None:
+    """Items as a list of texts, or None when they are vectors."""
+    if isinstance(items, np.ndarray) and items.dtype.kind not in "UO":
+        return None
+    if isinstance(items, str):
+        return [items]
+    texts = list(_text_iterable(items))
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"items[{i}] is {type(text).__name__}, expected str")
+    return texts
+
+
+def _single(items: Items) -> bool:
+    return isinstance(items, str) or (isinstance(items, np.ndarray) and items.ndim == 1)
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+
+
+def _hits(indices: np.ndarray, scores: np.ndarray, texts: list[str] | None) -> list[Hit]:
+    return [Hit(int(i), float(scores[i]), texts[i] if texts is not None else None) for i in indices]

@@ -1,0 +1,81 @@
+"""Turn a model name into a folder on disk: the bundled default, a local path, or a Hub repository."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+from .folder import FOLDER_FILES
+
+DEFAULT_MODEL = "default"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# In a wheel the bundled models sit inside the package; in a source checkout at the repository root.
+_WEIGHTS_DIRS = (_PACKAGE_DIR / "weights", _PACKAGE_DIR.parent / "weights")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """The folder of a model shipped inside the package; never touches the network."""
+    for weights in _WEIGHTS_DIRS:
+        candidate = weights / name
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise ModelNotFoundError(f"bundled model {name!r} is not installed (looked in {', '.join(map(str, _WEIGHTS_DIRS))})")
+
+
+def resolve_model(
+    name: str | os.PathLike[str] | None = None,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    offline: bool | None = None,
+) -> Path:
+    """Find the folder (or codebook file) for `name`.
+
+    None or "default" gives the bundled model; an existing path is used as it is; a name of
+    the form `owner/repo` is fetched from the Hugging Face Hub into its standard cache (only
+    the model-folder files), or taken from that cache when offline.
+    """
+    if name is None or name == DEFAULT_MODEL:
+        return bundled_model_path()
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    text = str(name)
+    if not _REPO_ID.match(text):
+        raise ModelNotFoundError(f"{text}: no such file or folder, and not a Hub repository id (owner/name)")
+    return _download(text, revision=revision, cache_dir=cache_dir, offline=offline)
+
+
+def _download(
+    repo_id: str,
+    *,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    offline: bool | None,
+) -> Path:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    if offline is None:
+        offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+    patterns = [*FOLDER_FILES, "*.safetensors", "*tokenizer*.json", "tokenizers/*.json"]
+    try:
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            allow_patterns=patterns,
+            local_files_only=offline,
+        )
+    except LocalEntryNotFoundError:
+        where = "offline (HF_HUB_OFFLINE is set)" if offline else "the Hub could not be reached"
+        raise ModelNotFoundError(
+            f"{repo_id}: not in the local Hugging Face cache and {where}; "
+            "download it once with network access, or pass a local folder"
+        ) from None
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"{repo_id}: could not be fetched from the Hugging Face Hub ({exc})") from None
+    return Path(str(folder))

@@ -1,0 +1,53 @@
+"""Similarity between vectors or binary codes, in blocks, and top-k selection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .binary import hamming_similarity
+
+
+def is_codes(x: np.ndarray) -> bool:
+    """Packed binary codes are uint8 matrices; everything else is a float vector matrix."""
+    return x.dtype == np.uint8
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as float32; zero rows stay zero (never NaN)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def similarity_matrix(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """Cosine similarity of float rows, or Hamming similarity of packed codes: [len(a), len(b)] float32.
+
+    Float inputs are expected to be unit rows already (see `unit_rows`); `bits` defaults to
+    8 x the code width.
+    """
+    if is_codes(a) != is_codes(b):
+        raise TypeError("cannot compare binary codes with float vectors")
+    if is_codes(a):
+        return hamming_similarity(a, b, bits or a.shape[1] * 8)
+    return a @ b.T
+
+
+def blocks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) ranges covering 0..n in steps of `size`."""
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores, best first (ties keep the lower index first)."""
+    k = min(k, len(scores))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < len(scores):
+        candidates = np.argpartition(-scores, k - 1)[:k]
+    else:
+        candidates = np.arange(len(scores))
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order]

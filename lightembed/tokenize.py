@@ -1,0 +1,64 @@
+"""Batch tokenisation to flat id arrays, with a token cap and a cheap character pre-cut."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+
+import numpy as np
+from tokenizers import Tokenizer
+
+# Characters kept per allowed token before tokenising: a 10 MB string costs no more than a paragraph.
+CHARS_PER_TOKEN = 16
+
+
+class TokenBatcher:
+    """Turns a batch of strings into (flat token ids, tokens per text)."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        max_length: int,
+        add_special_tokens: bool = False,
+        ignore_token_ids: Sequence[int] = (),
+        vocab_size: int | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.add_special_tokens = add_special_tokens
+        self.max_chars = max_length * CHARS_PER_TOKEN
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length)
+        self._keep: np.ndarray | None = None
+        if ignore_token_ids:
+            size = vocab_size or tokenizer.get_vocab_size(with_added_tokens=True)
+            self._keep = np.ones(size, dtype=bool)
+            self._keep[list(ignore_token_ids)] = False
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of all texts concatenated (int64) and the number of ids of each text."""
+        cap = self.max_chars
+        cut = [text[:cap] for text in texts]
+        try:
+            encodings = self.tokenizer.encode_batch_fast(cut, add_special_tokens=self.add_special_tokens)
+        except TypeError:
+            # Lone surrogates cannot cross into Rust; replace them and try again.
+            cut = [text.encode("utf-8", "replace").decode("utf-8") for text in cut]
+            encodings = self.tokenizer.encode_batch_fast(cut, add_special_tokens=self.add_special_tokens)
+        id_lists = [encoding.ids for encoding in encodings]
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+        flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
+        if self._keep is not None:
+            flat, lengths = self._drop_ignored(flat, lengths)
+        return flat, lengths
+
+    def token_ids(self, text: str) -> np.ndarray:
+        """The ids of one text (the same ids `encode` pools)."""
+        flat, _ = self.encode([text])
+        return flat
+
+    def _drop_ignored(self, flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = self._keep[flat]
+        text_of_token = np.repeat(np.arange(len(lengths)), lengths)
+        kept_lengths = np.bincount(text_of_token[keep], minlength=len(lengths)).astype(np.int64)
+        return flat[keep], kept_lengths
