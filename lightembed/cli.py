@@ -1,0 +1,446 @@
+"""The `lightembed` command: the runtime's verbs for scripts.
+
+Items are read from a file or stdin, one per line (text), from a JSON field (`--field`,
+.jsonl/.ndjson) or a CSV column (`--column`, .csv); see `lightembed.textio`. Results go to
+stdout or `-o FILE` as JSON lines, text, or .npy (embed). Binary codes (`--binary`) are
+written to JSON as hex strings of the packed sign bits (np.packbits order, most significant
+bit first). Scores are rounded to 6 decimals.
+
+    lightembed info --json
+    lightembed embed texts.txt -o vectors.npy
+    lightembed similarity "a cat" "a dog"
+    lightembed similarity --pairs pairs.tsv
+    lightembed rank "query" docs.txt
+    lightembed topk "query" docs.jsonl --field body -k 5
+    lightembed filter "query" docs.csv --column text --threshold 0.6
+    lightembed rerank "query" docs.txt -k 10 --output-format text
+    lightembed dedup posts.jsonl --field text --threshold 0.9 -o kept.jsonl --report removed.jsonl
+    lightembed cluster texts.txt -k 8 --seed 0
+    lightembed split book.txt --target-size 1500
+
+Errors print one line `lightembed: error: ...` on stderr and exit with status 2; a closed
+output pipe (`| head`) ends the run quietly with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NoReturn
+
+import numpy as np
+from tqdm import tqdm
+
+from . import __version__, textio
+from .errors import LightEmbedError
+from .model import Hit, LightEmbed, load
+
+PROG = "lightembed"
+EXIT_ERROR = 2
+EXIT_BROKEN_PIPE = 1
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A command line that does not parse, or options that do not fit together."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]); returns the exit status."""
+    _utf8_stdout()
+    try:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+        sys.stdout.flush()
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UsageError, LightEmbedError, ValueError, TypeError, NotImplementedError, OSError) as exc:
+        print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+# --------------------------------------------------------------------- the parser
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subcommand per verb."""
+    parser = _Parser(prog=PROG, description="Fast static text embeddings on the CPU.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model_options, input_options = _model_options(), _input_options()
+
+    def command(name: str, summary: str, run: Callable[[argparse.Namespace], None], *, reads: bool) -> _Parser:
+        parents = [model_options, input_options] if reads else [model_options]
+        p = sub.add_parser(name, help=summary, description=summary, parents=parents)
+        p.set_defaults(run=run)
+        return p
+
+    command("info", "Describe the model.", run_info, reads=False).add_argument(
+        "--json", action="store_true", help="print JSON instead of text"
+    )
+
+    p = command("embed", "Embed every item: .npy when OUT ends with .npy, else JSON lines.", run_embed, reads=True)
+    _add_input(p)
+    _add_output(p)
+
+    p = command("similarity", "Similarity of two texts, or of each pair in a TSV file.", run_similarity, reads=False)
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="two texts A B")
+    p.add_argument("--pairs", metavar="FILE", help="TSV file of two columns ('-' for stdin); one score per line")
+    _add_output(p)
+
+    p = command("rank", "Score every item against the query, best first.", run_rank, reads=True)
+    _add_query(p)
+    p = command("topk", "The k items most similar to the query.", run_topk, reads=True)
+    _add_query(p)
+    p.add_argument("-k", type=_positive_int, default=10, help="how many (default: 10)")
+    p = command("filter", "Items at least THRESHOLD similar to the query, in input order.", run_filter, reads=True)
+    _add_query(p)
+    p.add_argument("--threshold", type=_threshold, default=0.5, help="in [-1, 1] (default: 0.5)")
+    p = command("rerank", "Re-score items against the query with token-level MaxSim.", run_rerank, reads=True)
+    _add_query(p)
+    p.add_argument("-k", type=_positive_int, help="keep the best k (default: all)")
+
+    p = command("dedup", "Remove exact and near duplicates, keeping the first of each group.", run_dedup, reads=True)
+    _add_input(p)
+    _add_output(p, "kept items in input order, as in the input (default: stdout)")
+    p.add_argument("--threshold", type=_threshold, default=0.9, help="in [-1, 1] (default: 0.9)")
+    p.add_argument("--report", metavar="REPORT", help="JSON lines file describing each removed item")
+
+    p = command("cluster", "Group items with spherical k-means++.", run_cluster, reads=True)
+    _add_input(p)
+    _add_output(p)
+    _add_output_format(p)
+    p.add_argument("-k", type=_positive_int, required=True, help="number of clusters")
+    p.add_argument("--seed", type=int, help="random seed, for repeatable clusters")
+    p.add_argument("--n-init", type=_positive_int, default=3, help="k-means++ restarts (default: 3)")
+
+    p = command("split", "Cut the whole input (one text) into chunks at topic shifts.", run_split, reads=False)
+    _add_input(p)
+    _add_output(p)
+    _add_output_format(p)
+    p.add_argument("--target-size", type=_positive_int, default=1500, help="most characters per chunk (default: 1500)")
+    p.add_argument("--separator", default="---", help="line between chunks in text output (default: ---)")
+    return parser
+
+
+def _model_options() -> _Parser:
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("model options")
+    group.add_argument("--model", metavar="NAME_OR_PATH", help="local folder or Hub id owner/name (default: bundled)")
+    group.add_argument("--dim", type=_positive_int, help="truncate to the first N dimensions (Matryoshka)")
+    group.add_argument("--binary", action="store_true", help="packed sign-bit codes compared by Hamming similarity")
+    group.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
+    group.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="progress bar on stderr (default: on when stderr is a terminal)",
+    )
+    return parent
+
+
+def _input_options() -> _Parser:
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("input options")
+    group.add_argument(
+        "--format",
+        choices=textio.FORMATS,
+        help="input format (default: from the suffix: .jsonl/.ndjson, .csv, else text)",
+    )
+    group.add_argument("--field", metavar="NAME", help=f"JSON field holding the text (default: {textio.DEFAULT_KEY})")
+    group.add_argument("--column", metavar="NAME", help=f"CSV column holding the text (default: {textio.DEFAULT_KEY})")
+    return parent
+
+
+def _add_input(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", nargs="?", metavar="INPUT", help="input file ('-' or none: stdin)")
+
+
+def _add_output(p: argparse.ArgumentParser, what: str = "output file (default: stdout)") -> None:
+    p.add_argument("-o", "--output", metavar="OUT", help=what)
+
+
+def _add_output_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-format", choices=("jsonl", "text"), default="jsonl", help="(default: jsonl)")
+
+
+def _add_query(p: argparse.ArgumentParser) -> None:
+    p.add_argument("query", metavar="QUERY", help="the query text")
+    _add_input(p)
+    _add_output(p)
+    _add_output_format(p)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return number
+
+
+def _threshold(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not -1.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number between -1 and 1, got {value!r}")
+    return number
+
+
+# --------------------------------------------------------------------- shared steps
+def _load(args: argparse.Namespace) -> LightEmbed:
+    return load(args.model, dim=args.dim, binary=args.binary, revision=args.revision)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return args.progress if args.progress is not None else sys.stderr.isatty()
+
+
+def _spec(args: argparse.Namespace) -> textio.InputSpec:
+    return textio.InputSpec(args.input, args.format, args.field, args.column)
+
+
+def _embedded(model: LightEmbed, texts: list[str], args: argparse.Namespace) -> np.ndarray:
+    return model.embed(texts, progress=_progress(args))
+
+
+def _with_progress(blocks: Iterable[np.ndarray], total: int | None, enabled: bool) -> Iterator[np.ndarray]:
+    """Pass blocks through, counting their rows on a progress bar."""
+    with tqdm(total=total, unit="text", desc="embedding", disable=not enabled, file=sys.stderr) as bar:
+        for block in blocks:
+            yield block
+            bar.update(len(block))
+
+
+def _write_hits(args: argparse.Namespace, hits: Iterable[Hit], texts: list[str]) -> None:
+    with textio.open_output(args.output) as out:
+        if args.output_format == "text":
+            out.writelines(f"{hit.score:.6f}\t{texts[hit.index]}\n" for hit in hits)
+        else:
+            rows = ({"index": h.index, "score": round(h.score, 6), "text": texts[h.index]} for h in hits)
+            textio.write_jsonl(out, rows)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+# --------------------------------------------------------------------- the verbs
+def run_info(args: argparse.Namespace) -> None:
+    """Print what the model is and which optional parts it has."""
+    info = model_info(_load(args))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) or "none"
+        print(f"{key}: {value}")
+
+
+def model_info(model: LightEmbed) -> dict[str, Any]:
+    """A JSON-ready description of a loaded model."""
+    config, parts = model.config, model.parts
+    optional = {
+        "token_weights": config.token_weights or parts.token_weights is not None,
+        "vocabulary_mapping": parts.token_rows is not None,
+        "projection": parts.projection is not None,
+        "adaptor": bool(parts.adaptor),
+        "binary_codebook": parts.binary_embeddings is not None,
+        "reranker": parts.reranker_path is not None,
+    }
+    return {
+        "path": str(model.path),
+        "source": config.source,
+        "dim": model.dim,
+        "codebook_dim": config.dim,
+        "matryoshka_dims": list(config.matryoshka_dims),
+        "vocab_size": config.vocab_size,
+        "normalize": config.normalize,
+        "max_length": config.max_length,
+        "binary": model.binary,
+        "bits": model.bits,
+        "optional_parts": [name for name, present in optional.items() if present],
+    }
+
+
+def run_embed(args: argparse.Namespace) -> None:
+    """Stream the items through the model into .npy or JSON lines."""
+    model, spec = _load(args), _spec(args)
+    if args.output is not None and args.output.endswith(".npy"):
+        count = textio.count_records(spec)
+        with textio.open_input(spec) as source:
+            blocks = model.iter_embed(record.text for record in source.records)
+            textio.write_npy(
+                args.output,
+                _with_progress(blocks, count, _progress(args)),
+                model.output_width,
+                model.output_dtype,
+                count,
+            )
+        return
+    with textio.open_input(spec) as source, textio.open_output(args.output) as out:
+        blocks = model.iter_embed(record.text for record in source.records)
+        index = 0
+        for block in _with_progress(blocks, None, _progress(args)):
+            values = [row.tobytes().hex() for row in block] if model.binary else block.tolist()
+            textio.write_jsonl(out, ({"index": index + i, "embedding": v} for i, v in enumerate(values)))
+            index += len(block)
+
+
+def run_similarity(args: argparse.Namespace) -> None:
+    """One score for two texts, or one score per line of a pairs file."""
+    if args.pairs is None:
+        if len(args.texts) != 2:
+            raise UsageError("similarity needs two texts A B, or --pairs FILE")
+        score = _load(args).similarity(args.texts[0], args.texts[1])
+        with textio.open_output(args.output) as out:
+            out.write(f"{score:.6f}\n")
+        return
+    if args.texts:
+        raise UsageError("give either two texts or --pairs FILE, not both")
+    pairs = textio.read_pairs(textio.InputSpec(args.pairs))
+    scores = pair_scores(_load(args), [a for a, _ in pairs], [b for _, b in pairs])
+    with textio.open_output(args.output) as out:
+        out.writelines(f"{score:.6f}\n" for score in scores.tolist())
+
+
+def pair_scores(model: LightEmbed, a: list[str], b: list[str]) -> np.ndarray:
+    """Similarity of a[i] and b[i] for each i: cosine, or Hamming similarity for binary models."""
+    va, vb = model.vectors(a), model.vectors(b)
+    if model.binary:
+        differing = np.bitwise_count(va ^ vb).sum(axis=1)
+        return 1.0 - 2.0 * differing / model.bits
+    return np.einsum("ij,ij->i", va, vb)
+
+
+def run_rank(args: argparse.Namespace) -> None:
+    """Every item scored against the query, best first."""
+    model, texts = _load(args), textio.read_texts(_spec(args))
+    _write_hits(args, model.rank(args.query, _embedded(model, texts, args)), texts)
+
+
+def run_topk(args: argparse.Namespace) -> None:
+    """The k best items."""
+    model, texts = _load(args), textio.read_texts(_spec(args))
+    _write_hits(args, model.topk(args.query, _embedded(model, texts, args), args.k), texts)
+
+
+def run_filter(args: argparse.Namespace) -> None:
+    """Items scoring at least the threshold, in input order."""
+    model, texts = _load(args), textio.read_texts(_spec(args))
+    _write_hits(args, model.filter(args.query, _embedded(model, texts, args), args.threshold), texts)
+
+
+def run_rerank(args: argparse.Namespace) -> None:
+    """Items re-scored with MaxSim over token vectors, best first."""
+    model, texts = _load(args), textio.read_texts(_spec(args))
+    _write_hits(args, model.rerank(args.query, texts, args.k), texts)
+
+
+def run_dedup(args: argparse.Namespace) -> None:
+    """Write the kept items unchanged, an optional report of the removed ones, and a summary on stderr."""
+    model = _load(args)
+    start = time.perf_counter()
+    with textio.open_input(_spec(args)) as source:
+        header, records = source.header, list(source.records)
+    texts = [record.text for record in records]
+    result = model.deduplicate(texts, args.threshold, progress=_progress(args))
+    with textio.open_output(args.output) as out:
+        out.write(header)
+        out.writelines(records[i].raw for i in result.kept)
+    if args.report is not None:
+        with textio.open_output(args.report) as out:
+            textio.write_jsonl(out, dedup_report(result.duplicates, texts))
+    exact = int(result.exact.sum())
+    _stderr(
+        f"dedup: {len(texts)} items, {len(result.kept)} kept, {len(result.removed)} removed "
+        f"({exact} exact) in {time.perf_counter() - start:.2f} s"
+    )
+
+
+def dedup_report(duplicates: Iterable[Any], texts: list[str]) -> Iterator[dict[str, Any]]:
+    """One JSON-ready row per removed item, naming the kept item it duplicates."""
+    for d in duplicates:
+        yield {
+            "index": d.index,
+            "text": texts[d.index],
+            "duplicate_of": d.duplicate_of,
+            "duplicate_text": texts[d.duplicate_of],
+            "score": round(d.score, 6),
+            "exact": d.exact,
+        }
+
+
+def run_cluster(args: argparse.Namespace) -> None:
+    """A cluster label per item, and the cluster sizes on stderr."""
+    model, texts = _load(args), textio.read_texts(_spec(args))
+    result = model.cluster(_embedded(model, texts, args), args.k, n_init=args.n_init, seed=args.seed)
+    labels = result.labels.tolist()
+    with textio.open_output(args.output) as out:
+        if args.output_format == "text":
+            out.writelines(f"{label}\t{text}\n" for label, text in zip(labels, texts))
+        else:
+            rows = ({"index": i, "cluster": label, "text": text} for i, (label, text) in enumerate(zip(labels, texts)))
+            textio.write_jsonl(out, rows)
+    _stderr(f"cluster: {len(texts)} items in {args.k} clusters, sizes {' '.join(map(str, result.sizes.tolist()))}")
+
+
+def run_split(args: argparse.Namespace) -> None:
+    """The whole input cut into chunks: JSON lines, or text with a separator line between chunks."""
+    model, text = _load(args), textio.read_text(textio.InputSpec(args.input))
+    chunks = model.split(text, args.target_size)
+    with textio.open_output(args.output) as out:
+        if args.output_format == "jsonl":
+            textio.write_jsonl(out, ({"chunk": i, "text": chunk} for i, chunk in enumerate(chunks)))
+            return
+        for i, chunk in enumerate(chunks):
+            if i:
+                out.write(args.separator + "\n")
+            out.write(chunk if chunk.endswith("\n") else chunk + "\n")
+
+
+# --------------------------------------------------------------------- process plumbing
+def _message(exc: BaseException) -> str:
+    """An exception as one line."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _utf8_stdout() -> None:
+    """Write UTF-8 whatever the console's code page (JSON output keeps non-ASCII text as is)."""
+    encoding = (sys.stdout.encoding or "").lower().replace("_", "-")
+    if encoding not in ("utf-8", "utf8") and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8")
+
+
+def _silence_stdout() -> None:
+    """After the reader closed the pipe, point stdout at /dev/null so the exit-time flush cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
