@@ -195,18 +195,26 @@ def _resolve_within_block(
     score: np.ndarray,
     offset: int,
 ) -> np.ndarray:
-    """Greedy pass inside one block among rows not already removed; returns the kept mask."""
+    """Greedy pass inside one block among rows not already removed; returns the kept mask.
+
+    Rows already removed by an earlier block are re-pointed to an earlier kept row of this
+    block when that one is more similar, so `match` is always the most similar kept row.
+    """
     sims = similarity_matrix(block, block, bits)
     index = np.arange(len(block))
     sims[index[:, None] <= index[None, :]] = -np.inf  # only earlier rows count
     sims[:, ~alive] = -np.inf
     kept = alive.copy()
-    # Only rows with an earlier alive row above the threshold can be removed: walk just those.
-    for i in np.flatnonzero(alive & (sims >= threshold).any(axis=1)):
+    # Only rows with an earlier alive row above the threshold can change: walk just those.
+    for i in np.flatnonzero((sims >= threshold).any(axis=1)):
         row = np.where(kept[:i], sims[i, :i], -np.inf)
         j = int(row.argmax())
-        if row[j] >= threshold:
+        if row[j] < threshold:
+            continue
+        if alive[i]:
             kept[i] = False
-            match[offset + i] = offset + j
-            score[offset + i] = row[j]
+        elif row[j] <= score[offset + i]:
+            continue  # removed by an earlier block's row that is at least as similar (ties: lower index)
+        match[offset + i] = offset + j
+        score[offset + i] = row[j]
     return kept

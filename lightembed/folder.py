@@ -26,6 +26,7 @@ CARD_FILE = "README.md"
 FOLDER_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, RERANKER_FILE, CARD_FILE)
 
 FLOAT_DTYPES = (np.float16, np.float32)
+MODEL2VEC_MAX_LENGTH = 512  # model2vec's default token cap
 
 
 @dataclass
@@ -130,7 +131,8 @@ def read_model2vec(path: Path, raw_config: Any) -> ModelParts:
     weights_path = path / WEIGHTS_FILE
     tensors = _read_safetensors(weights_path)
     where = str(weights_path)
-    embeddings = _codebook(tensors, "embeddings", where)
+    # model2vec stores int8 codebooks without their scale and pools the raw values: do the same.
+    embeddings = _codebook(tensors, "embeddings", where, default_scale=1.0)
     tokenizer = _read_tokenizer(path / TOKENIZER_FILE, None)
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     token_rows = None
@@ -146,7 +148,9 @@ def read_model2vec(path: Path, raw_config: Any) -> ModelParts:
         if token_rows is None:
             embeddings = (embeddings.astype(np.float32) * token_weights[:, None]).astype(embeddings.dtype)
             token_weights = None
-    max_length = raw_config.get("max_length") or raw_config.get("seq_length") or 512
+    # As model2vec does: `max_length` (512 when absent); the legacy `seq_length` (1000000 in its
+    # configs) is not an inference limit and would make a 10 MB string tokenise in full.
+    max_length = raw_config.get("max_length") or MODEL2VEC_MAX_LENGTH
     unk = _unk_token_id(tokenizer)
     config = ModelConfig(
         dim=embeddings.shape[1],
@@ -267,8 +271,8 @@ def _read_tokenizer(path: Path, vocab_size: int | None) -> Tokenizer:
     return tokenizer
 
 
-def _codebook(tensors: dict[str, np.ndarray], key: str, where: str) -> np.ndarray:
-    """A finite 2-D float codebook; int8 codebooks are scaled by `<key>_scale`."""
+def _codebook(tensors: dict[str, np.ndarray], key: str, where: str, default_scale: float | None = None) -> np.ndarray:
+    """A finite 2-D float codebook; int8 codebooks are scaled by `<key>_scale` (or `default_scale`)."""
     if key not in tensors:
         raise ModelFormatError(f"{where}: tensor {key!r} is missing")
     table = tensors[key]
@@ -276,9 +280,12 @@ def _codebook(tensors: dict[str, np.ndarray], key: str, where: str) -> np.ndarra
         raise ModelFormatError(f"{where}: {key!r} must be a non-empty 2-D matrix, got shape {table.shape}")
     if table.dtype == np.int8:
         scale_key = f"{key}_scale"
-        if scale_key not in tensors:
+        if scale_key in tensors:
+            scale = np.asarray(tensors[scale_key], dtype=np.float32)
+        elif default_scale is not None:
+            scale = np.full(1, default_scale, dtype=np.float32)
+        else:
             raise ModelFormatError(f"{where}: int8 {key!r} needs its scale tensor {scale_key!r}")
-        scale = np.asarray(tensors[scale_key], dtype=np.float32)
         if scale.size not in (1, table.shape[0]):
             raise ModelFormatError(f"{where}: {scale_key!r} must hold 1 or {table.shape[0]} values")
         table = table.astype(np.float32) * scale.reshape(-1, 1)

@@ -126,7 +126,7 @@ class LightEmbed:
 
     def iter_embed(self, texts: Iterable[str], *, batch_size: int | None = None) -> Iterator[np.ndarray]:
         """Embed a stream block by block; tokenising the next block overlaps pooling this one."""
-        batch_size = batch_size or self.batch_size
+        batch_size = self.batch_size if batch_size is None else batch_size
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         with ThreadPoolExecutor(max_workers=1) as pool:

@@ -59,8 +59,10 @@ def _download(
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    offline_reason = "offline=True"
     if offline is None:
         offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+        offline_reason = "HF_HUB_OFFLINE is set"
     patterns = [*FOLDER_FILES, "*.safetensors", "*tokenizer*.json", "tokenizers/*.json"]
     try:
         folder = snapshot_download(
@@ -71,9 +73,10 @@ def _download(
             local_files_only=offline,
         )
     except LocalEntryNotFoundError:
-        where = "offline (HF_HUB_OFFLINE is set)" if offline else "the Hub could not be reached"
+        where = f"offline ({offline_reason})" if offline else "the Hub could not be reached"
+        at = f" at revision {revision!r}" if revision else ""
         raise ModelNotFoundError(
-            f"{repo_id}: not in the local Hugging Face cache and {where}; "
+            f"{repo_id}{at}: not in the local Hugging Face cache and {where}; "
             "download it once with network access, or pass a local folder"
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as exc:
