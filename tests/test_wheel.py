@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import sysconfig
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,9 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_CONFIG = REPO / "weights" / "default" / "config.json"
 
-with warnings.catch_warnings():  # the marker is informational; no registration needed to run
-    warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-    pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow
 
 
 def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
