@@ -320,18 +320,9 @@ def run_similarity(args: argparse.Namespace) -> None:
     if args.texts:
         raise UsageError("give either two texts or --pairs FILE, not both")
     pairs = textio.read_pairs(textio.InputSpec(args.pairs))
-    scores = pair_scores(_load(args), [a for a, _ in pairs], [b for _, b in pairs])
+    scores = _load(args).pair_similarity([a for a, _ in pairs], [b for _, b in pairs])
     with textio.open_output(args.output) as out:
         out.writelines(f"{score:.6f}\n" for score in scores.tolist())
-
-
-def pair_scores(model: LightEmbed, a: list[str], b: list[str]) -> np.ndarray:
-    """Similarity of a[i] and b[i] for each i: cosine, or Hamming similarity for binary models."""
-    va, vb = model.vectors(a), model.vectors(b)
-    if model.binary:
-        differing = np.bitwise_count(va ^ vb).sum(axis=1)
-        return 1.0 - 2.0 * differing / model.bits
-    return np.einsum("ij,ij->i", va, vb)
 
 
 def run_rank(args: argparse.Namespace) -> None:

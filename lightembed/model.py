@@ -21,7 +21,7 @@ from .folder import ModelParts, read_model
 from .pooling import mean_pool
 from .rerank import maxsim_scores
 from .resolve import resolve_model
-from .scoring import is_codes, similarity_matrix, top_indices, unit_rows
+from .scoring import is_codes, paired_similarity, similarity_matrix, top_indices, unit_rows
 from .split import semantic_split
 from .tokenize import TokenBatcher
 
@@ -230,6 +230,13 @@ class LightEmbed:
         if _single(b):
             return sims[:, 0]
         return sims
+
+    def pair_similarity(self, a: Items, b: Items) -> np.ndarray:
+        """Similarity of a[i] and b[i] for each i: one score per pair, [n] float32."""
+        va, vb = self.vectors(a), self.vectors(b)
+        if len(va) != len(vb):
+            raise ValueError(f"pair_similarity needs as many items on each side, got {len(va)} and {len(vb)}")
+        return paired_similarity(va, vb, self._bits_for(va))
 
     def rank(self, query: Items, docs: Items, *, sort: bool = True) -> list[Hit]:
         """Every document scored against the query, best first (or in input order with sort=False)."""

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .binary import hamming_similarity
+from .binary import as_words, hamming_similarity
 
 
 def is_codes(x: np.ndarray) -> bool:
@@ -32,6 +32,18 @@ def similarity_matrix(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> 
     if is_codes(a):
         return hamming_similarity(a, b, bits or a.shape[1] * 8)
     return a @ b.T
+
+
+def paired_similarity(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """Similarity of a[i] and b[i] for each i (cosine of unit rows, or Hamming similarity of codes)."""
+    if a.shape != b.shape:
+        raise ValueError(f"paired inputs must have the same shape, got {a.shape} and {b.shape}")
+    if is_codes(a) != is_codes(b):
+        raise TypeError("cannot compare binary codes with float vectors")
+    if is_codes(a):
+        differing = np.bitwise_count(as_words(a) ^ as_words(b)).sum(axis=1, dtype=np.int64)
+        return (1.0 - (2.0 / (bits or a.shape[1] * 8)) * differing).astype(np.float32)
+    return np.einsum("ij,ij->i", a, b)
 
 
 def blocks(n: int, size: int) -> Iterator[tuple[int, int]]:

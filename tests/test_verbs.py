@@ -84,6 +84,18 @@ def test_similarity_one_against_many_is_1d(tiny: lightembed.LightEmbed) -> None:
     np.testing.assert_allclose(row, tiny.similarity(["cat"], DOCS)[0], atol=1e-6)
 
 
+def test_pair_similarity_is_the_diagonal_of_the_matrix(
+    tiny: lightembed.LightEmbed, binary_model: lightembed.LightEmbed
+) -> None:
+    a, b = DOCS[:3], DOCS[2:5]
+    for model in (tiny, binary_model):
+        pairs = model.pair_similarity(a, b)
+        assert pairs.shape == (3,)
+        np.testing.assert_allclose(pairs, np.diag(model.similarity(a, b)), atol=1e-6)
+    with pytest.raises(ValueError, match="as many items"):
+        tiny.pair_similarity(DOCS[:2], DOCS[:3])
+
+
 def test_similarity_with_an_empty_text_is_zero(tiny: lightembed.LightEmbed) -> None:
     assert tiny.similarity("", "cat") == 0.0
 
