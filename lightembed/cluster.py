@@ -50,7 +50,7 @@ def spherical_kmeans(
     rng = np.random.default_rng(seed)
     best: ClusterResult | None = None
     for _ in range(n_init):
-        result = _lloyd(unit, _kmeans_plus_plus(unit, k, rng), max_iter, tol, rng)
+        result = _lloyd(unit, _kmeans_plus_plus(unit, k, rng), max_iter, tol)
         if best is None or result.inertia < best.inertia:
             best = result
     return best
@@ -86,20 +86,22 @@ def _assign(unit: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return labels, similarity, sums
 
 
-def _lloyd(unit: np.ndarray, centers: np.ndarray, max_iter: int, tol: float, rng: np.random.Generator) -> ClusterResult:
+def _lloyd(unit: np.ndarray, centers: np.ndarray, max_iter: int, tol: float) -> ClusterResult:
     k = len(centers)
     inertia = np.inf
     for iteration in range(1, max_iter + 1):
         labels, similarity, sums = _assign(unit, centers)
         empty = np.flatnonzero(np.bincount(labels, minlength=k) == 0)
-        if len(empty):
-            # Re-seed empty clusters with the items farthest from their centroid.
-            far = np.argsort(similarity)[: len(empty)]
-            sums[empty] = unit[far]
+        # Re-seed empty clusters with the items farthest from their centroid (items sitting
+        # on a centre already cannot start a new cluster: there are fewer distinct items than k).
+        far = np.argsort(similarity)[: len(empty)]
+        far = far[similarity[far] < 1.0 - 1e-6]
+        sums[empty[: len(far)]] = unit[far]
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        centers = np.where(norms > 0, sums / np.maximum(norms, 1e-12), unit[rng.integers(len(unit), size=k)])
+        # A cluster whose members sum to zero keeps its centre.
+        centers = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centers)
         new_inertia = float(np.sum(1.0 - similarity, dtype=np.float64))
-        if inertia - new_inertia <= tol * max(1.0, abs(new_inertia)) and not len(empty):
+        if inertia - new_inertia <= tol * max(1.0, abs(new_inertia)) and not len(far):
             inertia = new_inertia
             break
         inertia = new_inertia

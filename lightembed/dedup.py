@@ -7,11 +7,13 @@ are compared exactly, in blocks, so memory stays bounded by the block size.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .scoring import blocks, similarity_matrix
 
@@ -110,6 +112,7 @@ def deduplicate_vectors(
     block_size: int = DEFAULT_BLOCK_SIZE,
     items: Sequence[str] | None = None,
     first_copy: np.ndarray | None = None,
+    progress: bool = False,
 ) -> DedupResult:
     """Deduplicate items given one vector (unit rows) or packed code per *distinct* item.
 
@@ -125,7 +128,7 @@ def deduplicate_vectors(
     distinct = np.flatnonzero(first_copy == np.arange(n_items))
     if len(distinct) != len(vectors):
         raise ValueError(f"{len(vectors)} vectors for {len(distinct)} distinct items")
-    match, score = greedy_matches(vectors, threshold, bits=bits, block_size=block_size)
+    match, score = greedy_matches(vectors, threshold, bits=bits, block_size=block_size, progress=progress)
 
     # Map distinct-row results back to items; exact copies follow their first copy.
     row_of_item = np.cumsum(first_copy == np.arange(n_items)) - 1
@@ -152,7 +155,12 @@ def deduplicate_vectors(
 
 
 def greedy_matches(
-    vectors: np.ndarray, threshold: float, *, bits: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE
+    vectors: np.ndarray,
+    threshold: float,
+    *,
+    bits: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row, the earlier *kept* row it is most similar to (>= threshold), or -1 when kept.
 
@@ -164,7 +172,9 @@ def greedy_matches(
     kept_rows = np.empty(n, dtype=np.int64)
     kept_vectors = np.empty_like(vectors)
     n_kept = 0
+    bar = tqdm(total=n, unit="item", desc="deduplicating", disable=not progress, file=sys.stderr)
     for start, stop in blocks(n, block_size):
+        bar.update(stop - start)
         block = vectors[start:stop]
         best = np.full(stop - start, -np.inf, dtype=np.float32)
         best_row = np.full(stop - start, -1, dtype=np.int64)
@@ -183,6 +193,7 @@ def greedy_matches(
         kept_rows[n_kept : n_kept + len(rows)] = rows
         kept_vectors[n_kept : n_kept + len(rows)] = vectors[rows]
         n_kept += len(rows)
+    bar.close()
     return match, score
 
 

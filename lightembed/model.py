@@ -270,13 +270,21 @@ class LightEmbed:
         texts = _texts_or_none(items)
         if texts is None:
             vectors = self.vectors(items)
-            return deduplicate_vectors(vectors, threshold, bits=self._bits_for(vectors), block_size=self.block_size)
+            return deduplicate_vectors(
+                vectors, threshold, bits=self._bits_for(vectors), block_size=self.block_size, progress=progress
+            )
         first = first_copies(texts)
         distinct = np.flatnonzero(first == np.arange(len(texts)))
         embedded = self.embed([texts[i] for i in distinct], progress=progress)
         vectors = embedded if self.binary else unit_rows(embedded)
         return deduplicate_vectors(
-            vectors, threshold, bits=self.bits, block_size=self.block_size, items=texts, first_copy=first
+            vectors,
+            threshold,
+            bits=self.bits,
+            block_size=self.block_size,
+            items=texts,
+            first_copy=first,
+            progress=progress,
         )
 
     def cluster(

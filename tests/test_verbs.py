@@ -795,3 +795,11 @@ def _cached_model(folder: Path, block_size: int = 2048) -> lightembed.LightEmbed
     if key not in _MODELS:
         _MODELS[key] = lightembed.load(folder, block_size=block_size)
     return _MODELS[key]
+
+
+def test_cluster_with_fewer_distinct_items_than_k_stops_early() -> None:
+    unit = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # 12 items, 3 distinct
+    result = cluster_module.spherical_kmeans(unit, 5, seed=0, max_iter=50)
+    assert result.n_iter < 50
+    assert result.inertia == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(result.centroids, axis=1), 1.0, atol=1e-6)
