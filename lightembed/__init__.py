@@ -1,9 +1,9 @@
 """lightembed: fast static text embeddings on the CPU, with numpy only.
 
-    >>> import lightembed
-    >>> model = lightembed.load()            # the bundled default model, no network
-    >>> vectors = model.embed(["a text", "another text"])
-    >>> result = model.deduplicate(texts, threshold=0.9)
+>>> import lightembed
+>>> model = lightembed.load()            # the bundled default model, no network
+>>> vectors = model.embed(["a text", "another text"])
+>>> result = model.deduplicate(texts, threshold=0.9)
 """
 
 from .cluster import ClusterResult
@@ -25,8 +25,8 @@ __all__ = [
     "ModelConfig",
     "ModelFormatError",
     "ModelNotFoundError",
+    "__version__",
     "load",
     "read_model",
     "write_model",
-    "__version__",
 ]

@@ -106,4 +106,6 @@ def _lloyd(unit: np.ndarray, centers: np.ndarray, max_iter: int, tol: float) -> 
             break
         inertia = new_inertia
     labels, similarity, _ = _assign(unit, centers)
-    return ClusterResult(labels, centers.astype(np.float32), float(np.sum(1.0 - similarity, dtype=np.float64)), iteration)
+    return ClusterResult(
+        labels, centers.astype(np.float32), float(np.sum(1.0 - similarity, dtype=np.float64)), iteration
+    )

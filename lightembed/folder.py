@@ -103,7 +103,9 @@ def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
     if config.binary_codebook:
         binary = _codebook(tensors, "binary_embeddings", where)
         if binary.shape[0] != config.vocab_size:
-            raise ModelFormatError(f"{where}: 'binary_embeddings' has {binary.shape[0]} rows, expected {config.vocab_size}")
+            raise ModelFormatError(
+                f"{where}: 'binary_embeddings' has {binary.shape[0]} rows, expected {config.vocab_size}"
+            )
     for d in config.matryoshka_dims:
         if d > width:
             raise ModelFormatError(f"{path / CONFIG_FILE}: matryoshka dim {d} exceeds the output width {width}")
@@ -253,7 +255,7 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         raise ModelFormatError(f"{path}: file is missing")
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            return {key: handle.get_tensor(key) for key in handle.keys()}
+            return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (a safe_open handle is not a dict)
     except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
         raise ModelFormatError(f"{path}: not a valid safetensors file ({exc})") from None
 
@@ -296,9 +298,7 @@ def _codebook(tensors: dict[str, np.ndarray], key: str, where: str, default_scal
     return table
 
 
-def _float_tensor(
-    tensors: dict[str, np.ndarray], key: str, shape: tuple[int, ...] | None, where: str
-) -> np.ndarray:
+def _float_tensor(tensors: dict[str, np.ndarray], key: str, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
     if key not in tensors:
         raise ModelFormatError(f"{where}: tensor {key!r} is missing")
     value = tensors[key]
@@ -323,7 +323,11 @@ def _unk_token_id(tokenizer: Tokenizer) -> int | None:
 
 
 def _find_wordllama_tokenizer(codebook_path: Path) -> Path:
-    for folder in (codebook_path.parent, codebook_path.parent / "tokenizers", codebook_path.parent.parent / "tokenizers"):
+    for folder in (
+        codebook_path.parent,
+        codebook_path.parent / "tokenizers",
+        codebook_path.parent.parent / "tokenizers",
+    ):
         found = sorted(folder.glob("*tokenizer*.json")) if folder.is_dir() else []
         if found:
             return found[0]

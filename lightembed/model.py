@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -27,7 +27,7 @@ from .tokenize import TokenBatcher
 
 logger = logging.getLogger(__name__)
 
-Items = Union[str, Iterable[str], np.ndarray]
+Items = str | Iterable[str] | np.ndarray
 DEFAULT_BATCH_SIZE = 2048
 
 

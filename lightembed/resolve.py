@@ -22,7 +22,9 @@ def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
         candidate = weights / name
         if (candidate / "config.json").is_file():
             return candidate
-    raise ModelNotFoundError(f"bundled model {name!r} is not installed (looked in {', '.join(map(str, _WEIGHTS_DIRS))})")
+    raise ModelNotFoundError(
+        f"bundled model {name!r} is not installed (looked in {', '.join(map(str, _WEIGHTS_DIRS))})"
+    )
 
 
 def resolve_model(

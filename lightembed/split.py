@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import pairwise
 
 import numpy as np
 
@@ -14,7 +15,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Contiguous (start, stop) spans, one per sentence or line, that together cover `text`."""
     cuts = [m.end() for m in _SENTENCE_END.finditer(text) if 0 < m.end() < len(text)]
     edges = [0, *cuts, len(text)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [(a, b) for a, b in pairwise(edges) if b > a]
 
 
 def _hard_spans(text: str, start: int, stop: int, size: int) -> list[tuple[int, int]]:
@@ -60,7 +61,11 @@ def semantic_split(
         if ends[hi - 1] - starts[lo] <= target_size or hi - lo == 1:
             chunks.append((lo, hi))
             continue
-        cut = lo + 1 + int(np.argmin(_balanced(link[lo : hi - 1], starts[lo + 1 : hi] - starts[lo], ends[hi - 1] - starts[lo])))
+        cut = (
+            lo
+            + 1
+            + int(np.argmin(_balanced(link[lo : hi - 1], starts[lo + 1 : hi] - starts[lo], ends[hi - 1] - starts[lo])))
+        )
         stack.extend([(cut, hi), (lo, cut)])
     chunks.sort()
     return [text[starts[lo] : ends[hi - 1]] for lo, hi in chunks]

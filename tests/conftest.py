@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import write_tiny_model  # noqa: E402
+from tiny import write_tiny_model
 
-import lightembed  # noqa: E402
+import lightembed
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LIGHTEMBED_DATA", REPO.parent / "shared" / "data"))

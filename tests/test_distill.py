@@ -26,7 +26,7 @@ from lightembed_train.distill import (
     zipf_probabilities,
 )
 
-WORDS = (  # noqa: SIM905
+WORDS = (
     "the a an cat dog sat on mat man woman plays guitar piano music stock market fell rose "
     "bread bake home recipe good is are was what how do i you we it and or"
 ).split()

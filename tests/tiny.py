@@ -10,10 +10,40 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from lightembed.config import ModelConfig
 from lightembed.folder import write_model
 
-WORDS = (
-    "the a cat dog sat on mat ran in park bird flew over tree car drove down road "
-    "red blue green big small fast slow happy sad music song play guitar piano"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "sat",
+    "on",
+    "mat",
+    "ran",
+    "in",
+    "park",
+    "bird",
+    "flew",
+    "over",
+    "tree",
+    "car",
+    "drove",
+    "down",
+    "road",
+    "red",
+    "blue",
+    "green",
+    "big",
+    "small",
+    "fast",
+    "slow",
+    "happy",
+    "sad",
+    "music",
+    "song",
+    "play",
+    "guitar",
+    "piano",
+]
 SPECIALS = ["[PAD]", "[UNK]"]
 
 
