@@ -1,0 +1,143 @@
+"""Encoders the suite can measure: lightembed model folders and the peers it is compared with.
+
+Each peer library is imported only when its encoder is built, so a missing one fails with an
+install hint for that encoder alone. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+WORDLLAMA_CONFIG = "l2_supercat"
+WORDLLAMA_FULL_DIM = 256
+_DIGEST_FILES = ("config.json", "model.safetensors", "tokenizer.json", "modules.json")
+
+
+def folder_digest(path: Path) -> str:
+    """First 16 hex digits of a sha256 over a model's weight, config and tokenizer files (or over one file)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else [path / name for name in _DIGEST_FILES if (path / name).is_file()]
+    for file in files:
+        digest.update(file.name.encode())
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _require(module: str, package: str) -> None:
+    from importlib.util import find_spec
+
+    if find_spec(module) is None:
+        raise ImportError(f"this encoder needs {package}: pip install {package} (or pip install 'lightembed[bench]')")
+
+
+class LightEmbedEncoder:
+    """A lightembed model (the bundled default, a folder or a codebook file), optionally truncated to `dim`."""
+
+    def __init__(self, model: str | Path | None = None, dim: int | None = None, name: str | None = None) -> None:
+        import lightembed
+        from lightembed.resolve import resolve_model
+
+        folder = resolve_model(model)
+        self.model = lightembed.load(folder, dim=dim)
+        label = "default" if model in (None, "default") else Path(model).name
+        self.name = name or f"lightembed {label}@{self.model.dim}"
+        self.fingerprint = f"{folder_digest(folder)}-{self.model.dim}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.embed(texts), dtype=np.float32)
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model folder, run by sentence-transformers itself (the reference)."""
+
+    def __init__(self, path: str | Path, name: str | None = None, device: str = "cpu", batch_size: int = 64) -> None:
+        _require("sentence_transformers", "sentence-transformers")
+        from sentence_transformers import SentenceTransformer
+
+        folder = Path(path)
+        self.model = SentenceTransformer(str(folder), device=device)
+        self.batch_size = batch_size
+        self.name = name or folder.name
+        weights = folder / "model.safetensors"
+        self.fingerprint = (
+            f"st{version('sentence-transformers')}-{folder_digest(weights if weights.is_file() else folder)}"
+        )
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def wordllama_cache(folder: Path) -> Path:
+    """A WordLlama cache folder holding a copy of the tokenizer file that ships in the wordllama package.
+
+    WordLlama looks for its bundled tokenizer in `wordllama/tokenizer/`, a folder that does not
+    exist, so offline it only finds the file in `cache_dir/tokenizers/`.
+    """
+    _require("wordllama", "wordllama")
+    import wordllama
+
+    name = f"{WORDLLAMA_CONFIG}_tokenizer_config.json"
+    target = folder / "tokenizers" / name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(wordllama.__file__).parent / "tokenizers" / name, target)
+    return folder
+
+
+class WordLlamaEncoder:
+    """WordLlama l2_supercat: the packaged 256-dim codebook, Matryoshka-truncated to `dim` (its `trunc_dim`)."""
+
+    def __init__(self, dim: int, cache_dir: Path) -> None:
+        _require("wordllama", "wordllama")
+        from wordllama import WordLlama
+
+        trunc_dim = None if dim == WORDLLAMA_FULL_DIM else dim
+        self.model = WordLlama.load(
+            WORDLLAMA_CONFIG,
+            dim=WORDLLAMA_FULL_DIM,
+            trunc_dim=trunc_dim,
+            cache_dir=wordllama_cache(cache_dir),
+            disable_download=True,
+        )
+        self.name = f"WordLlama {WORDLLAMA_CONFIG}@{dim}"
+        self.fingerprint = f"wordllama{version('wordllama')}-{WORDLLAMA_CONFIG}-{dim}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.embed(texts, norm=True), dtype=np.float32)
+
+
+def distill_model2vec(teacher: Path, out: Path, pca_dims: int) -> Path:
+    """model2vec's own distillation of `teacher` (a local folder) with PCA to `pca_dims`, saved to `out` once."""
+    if (out / "model.safetensors").is_file():
+        return out
+    from model2vec.distill import distill
+
+    logger.info("distilling %s with model2vec (pca_dims=%d) into %s", teacher, pca_dims, out)
+    distill(model_name=str(teacher), pca_dims=pca_dims).save_pretrained(str(out))
+    return out
+
+
+class Model2VecEncoder:
+    """A model2vec static model folder, run by model2vec."""
+
+    def __init__(self, folder: Path, name: str | None = None) -> None:
+        _require("model2vec", "model2vec")
+        from model2vec import StaticModel
+
+        self.model = StaticModel.from_pretrained(str(folder))
+        self.name = name or f"model2vec {folder.name}"
+        self.fingerprint = f"model2vec{version('model2vec')}-{folder_digest(folder)}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(texts), dtype=np.float32)
