@@ -11,6 +11,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from lightembed.errors import LightEmbedError
 
@@ -100,7 +101,94 @@ def _run_distill(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_distill]
+def add_tune(subparsers: argparse._SubParsersAction) -> None:
+    """`tune`: learn the codebook rows so pooled texts match the teacher (Matryoshka cosine loss)."""
+    p = subparsers.add_parser(
+        "tune",
+        help="tune a codebook on plain text against the teacher",
+        description=(
+            "Tune the codebook of a model folder so that its mean-pooled vectors match the teacher's "
+            "sentence embeddings (PCA-rotated) at every Matryoshka prefix size. The teacher's vectors "
+            "are cached in --cache. The epoch with the best Spearman on the dev pairs (STS-B dev and "
+            "SICK trial from the shared data folder, when it is there) is kept."
+        ),
+    )
+    p.add_argument("--base", default=None, help="model folder to start from (default: the bundled default)")
+    p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="plain-text files, one text per line")
+    p.add_argument("--out", required=True, help="output model folder")
+    p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--max-texts", type=int, default=None, help="a seeded random sample of this many corpus texts")
+    p.add_argument("--cache", default=None, help="folder for the teacher's embeddings of the corpus")
+    p.add_argument("--dims", default="32,64,128,256", help="Matryoshka prefix sizes (default 32,64,128,256)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (default 4)")
+    p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 256)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 3e-3)")
+    p.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed (default 0)")
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="add the contrastive term on positive pairs from the train-allowed files of the data folder",
+    )
+    p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
+    p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
+    p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="codebook dtype")
+    p.add_argument("--device", default=None, help="torch device for the teacher (default: cuda when available)")
+    p.set_defaults(handler=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace, command: str) -> int:
+    from .datasets import data_dir, read_sick, read_sts_benchmark
+    from .pairs import training_pairs
+    from .tune import TuneSettings, tune_model
+
+    given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr}
+    settings = TuneSettings(
+        dims=_int_list(args.dims),
+        seed=args.seed,
+        contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    data = data_dir() if args.data is None else Path(args.data)
+    if (args.pairs or not args.no_dev) and not data.is_dir():
+        raise FileNotFoundError(f"{data}: data folder not found (set --data, or pass --no-dev without --pairs)")
+    dev = (
+        []
+        if args.no_dev
+        else [("STS-B dev", read_sts_benchmark(data, "dev")), ("SICK trial", read_sick(data, "TRIAL"))]
+    )
+    pairs = training_pairs(data)[0] if args.pairs else []
+    folder = tune_model(
+        args.base,
+        args.corpus,
+        args.out,
+        teacher_path=args.teacher,
+        dev=dev,
+        pairs=pairs,
+        settings=settings,
+        max_texts=args.max_texts,
+        cache_dir=args.cache,
+        dtype=args.dtype,
+        device=args.device,
+        progress=not args.quiet,
+        command=command,
+    )
+    print(folder)
+    return 0
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_distill, add_tune]
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """`"32,64"` -> (32, 64), with a clear error for anything else."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ValueError("expected at least one integer")
+    return values
 
 
 def _configure_logging(quiet: bool) -> None:

@@ -201,7 +201,7 @@ def distill(
     if corpus_paths:
         counts = count_tokens(corpus_paths, tokenizer, vocab_size, progress=progress)
         probabilities = corpus_probabilities(counts)
-        corpus_info = [_describe_corpus(path) for path in corpus_paths]
+        corpus_info = [describe_corpus(path) for path in corpus_paths]
         frequency = {"source": "corpus", "tokens": int(counts.sum()), "distinct_tokens": int((counts > 0).sum())}
     else:
         probabilities = zipf_probabilities(vocab_size)
@@ -230,7 +230,7 @@ def distill(
         "special_token_rows_zeroed": int(special.size),
         "seconds": seconds,
         "device": str(teacher.device),
-        "versions": _versions(),
+        "versions": versions(),
     }
     config = ModelConfig(
         dim=dim,
@@ -331,7 +331,7 @@ def _line_batches(path: Path) -> Iterator[list[str]]:
         yield batch
 
 
-def _describe_corpus(path: Path) -> dict[str, Any]:
+def describe_corpus(path: Path) -> dict[str, Any]:
     """Name, line count, checksum and the sidecar `<file>.meta.json` (when present) of a corpus file."""
     digest = hashlib.sha256()
     lines = 0
@@ -349,7 +349,8 @@ def _describe_corpus(path: Path) -> dict[str, Any]:
     return info
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape a trained model, for its provenance."""
     out = {}
     for package in ("lightembed", "torch", "transformers", "tokenizers", "numpy"):
         try:

@@ -282,28 +282,34 @@ def markdown_table(reports: Sequence[EncoderReport]) -> str:
 
 
 def encoder_from_spec(spec: str, work_dir: Path) -> Encoder:
-    """Build an encoder from a short name.
+    """Build an encoder from a short name, optionally truncated with `@DIM`.
 
-    - `default`, `default@64`, `PATH`, `PATH@128`: a lightembed model (optionally truncated);
+    - `default`, `default@64`, `PATH`, `PATH@128`: a lightembed model (its own Matryoshka truncation);
     - `minilm`: all-MiniLM-L6-v2 through sentence-transformers (the packaged teacher);
-    - `wordllamaDIM`: WordLlama l2_supercat at DIM (256, or truncated: 64, 128);
-    - `model2vecDIM`: model2vec's distillation of the same teacher with PCA to DIM, made once in `work_dir`.
+    - `wordllamaDIM`: WordLlama l2_supercat at DIM (256, or its own truncation: 64, 128);
+    - `model2vecDIM`: model2vec's distillation of the same teacher with PCA to DIM, made once in `work_dir`;
+    - `minilm@DIM`, `model2vecDIM@DIM2`: those peers' vectors cut to their first columns.
     """
     from .evaluation import encoders
 
-    if spec == "minilm":
-        from .teacher import default_teacher_path
-
-        return encoders.SentenceTransformerEncoder(default_teacher_path(), name="all-MiniLM-L6-v2")
+    base, at, dim = spec.rpartition("@")
+    if not at or not dim.isdigit():
+        base, dim = spec, ""
+    if base == "minilm" or re.fullmatch(r"model2vec\d+", base):
+        encoder = _peer_encoder(base, Path(work_dir))
+        return encoders.TruncatedEncoder(encoder, int(dim)) if dim else encoder
     if match := re.fullmatch(r"wordllama(\d+)", spec):
         return encoders.WordLlamaEncoder(int(match[1]), Path(work_dir) / "wordllama")
-    if match := re.fullmatch(r"model2vec(\d+)", spec):
-        from .teacher import default_teacher_path
+    return encoders.LightEmbedEncoder(base, dim=int(dim) if dim else None)
 
-        dims = int(match[1])
-        folder = encoders.distill_model2vec(default_teacher_path(), Path(work_dir) / f"model2vec_minilm_{dims}", dims)
-        return encoders.Model2VecEncoder(folder, name=f"model2vec MiniLM@{dims}")
-    model, at, dim = spec.rpartition("@")
-    if not at or not dim.isdigit():
-        model, dim = spec, ""
-    return encoders.LightEmbedEncoder(model, dim=int(dim) if dim else None)
+
+def _peer_encoder(name: str, work_dir: Path) -> Encoder:
+    """all-MiniLM-L6-v2 (`minilm`) or model2vec's distillation of it (`model2vecDIM`)."""
+    from .evaluation import encoders
+    from .teacher import default_teacher_path
+
+    if name == "minilm":
+        return encoders.SentenceTransformerEncoder(default_teacher_path(), name="all-MiniLM-L6-v2")
+    dims = int(name.removeprefix("model2vec"))
+    folder = encoders.distill_model2vec(default_teacher_path(), work_dir / f"model2vec_minilm_{dims}", dims)
+    return encoders.Model2VecEncoder(folder, name=f"model2vec MiniLM@{dims}")

@@ -33,3 +33,21 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"shared datasets not found at {DATA} (set LIGHTEMBED_DATA)")
     return DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer BERT sentence-transformers folder (needs torch and transformers)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tiny_teacher import write_tiny_teacher
+
+    return write_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"))
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain-text corpus in the tiny teacher's words, with a blank line."""
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text("the cat sat on the mat\nthe dog plays the piano\n\nhow do i bake bread\n")
+    return path

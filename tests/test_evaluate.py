@@ -258,6 +258,17 @@ def test_encoder_from_spec_lightembed(tiny_dir: Path) -> None:
     assert truncated.fingerprint != encoder.fingerprint and truncated.name.endswith("@2")
 
 
+def test_truncated_encoder_keeps_the_first_columns() -> None:
+    from lightembed_train.evaluation.encoders import TruncatedEncoder
+
+    inner = FakeEncoder({"a": np.arange(4, dtype=np.float32)})
+    cut = TruncatedEncoder(inner, 3)
+    assert cut.encode(["a"]).tolist() == [[0.0, 1.0, 2.0]]
+    assert cut.name == "fake [:3]" and cut.fingerprint != inner.fingerprint
+    with pytest.raises(ValueError, match="fewer than 5"):
+        TruncatedEncoder(inner, 5).encode(["a"])
+
+
 def test_default_tasks_rejects_unknown_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown task"):
         default_tasks(tmp_path, ["nope"])

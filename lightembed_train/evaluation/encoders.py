@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .base import Encoder
+
 logger = logging.getLogger(__name__)
 
 WORDLLAMA_CONFIG = "l2_supercat"
@@ -118,10 +120,21 @@ class WordLlamaEncoder:
 
 
 def distill_model2vec(teacher: Path, out: Path, pca_dims: int) -> Path:
-    """model2vec's own distillation of `teacher` (a local folder) with PCA to `pca_dims`, saved to `out` once."""
+    """model2vec's own distillation of `teacher` (a local folder) with PCA to `pca_dims`, saved to `out` once.
+
+    `model2vec[distill]` pins an older transformers and tokenizers than lightembed is measured
+    with, so the folder is best made once in a separate virtual environment (benchmarks/README.md
+    gives the command); when `out` already holds it, nothing is imported.
+    """
     if (out / "model.safetensors").is_file():
         return out
-    from model2vec.distill import distill
+    try:
+        from model2vec.distill import distill
+    except ImportError as exc:
+        raise ImportError(
+            f"{out} does not exist and model2vec's distillation is not installed ({exc}); "
+            "make the folder with model2vec[distill] as benchmarks/README.md shows"
+        ) from None
 
     logger.info("distilling %s with model2vec (pca_dims=%d) into %s", teacher, pca_dims, out)
     distill(model_name=str(teacher), pca_dims=pca_dims).save_pretrained(str(out))
@@ -141,3 +154,21 @@ class Model2VecEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.model.encode(texts), dtype=np.float32)
+
+
+class TruncatedEncoder:
+    """Another encoder's vectors cut to their first `dim` columns (a Matryoshka-style truncation)."""
+
+    def __init__(self, inner: Encoder, dim: int) -> None:
+        if dim < 1:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.inner = inner
+        self.dim = dim
+        self.name = f"{inner.name} [:{dim}]"
+        self.fingerprint = f"{inner.fingerprint}-cut{dim}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.inner.encode(texts)
+        if vectors.shape[1] < self.dim:
+            raise ValueError(f"{self.inner.name} gives {vectors.shape[1]} dims, fewer than {self.dim}")
+        return np.ascontiguousarray(vectors[:, : self.dim])

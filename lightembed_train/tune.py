@@ -1,0 +1,389 @@
+"""Tune a distilled codebook so that its mean-pooled vectors match the teacher's sentence embeddings.
+
+The teacher's embeddings of a plain-text corpus are centred and rotated by PCA to the student's
+width, columns by decreasing variance. The student is the runtime's own pooling (same tokenizer,
+same token cap, mean of the codebook rows) and learns every row with a Matryoshka cosine loss:
+`1 - cos(student[:m], target[:m])` averaged over the prefix sizes m. The first m PCA columns of
+the target hold the most teacher variance, so every prefix of the tuned codebook aims at the best
+m-dimensional view of the teacher. Row norms act as learned per-token weights.
+
+The start is the base codebook times the least-squares map from its pooled vectors to the
+targets (pooling is linear, so the map can be baked into the rows). The epoch with the best
+mean Spearman over the dev pairs (and prefix sizes) is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from tqdm.auto import tqdm
+
+import lightembed
+from lightembed import LightEmbed, ModelConfig, write_model
+from lightembed.scoring import unit_rows
+
+from .datasets import ScoredPairs
+from .distill import DTYPES, describe_corpus, pca, versions
+from .targets import read_corpus, teacher_embeddings
+from .teacher import Teacher
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """How the codebook is tuned."""
+
+    dims: tuple[int, ...] = (32, 64, 128, 256)
+    epochs: int = 4
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    seed: int = 0
+    contrastive_weight: float = 0.0  # weight of the in-batch InfoNCE loss on positive pairs (0: off)
+    temperature: float = 0.05
+    pair_batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class TokenizedTexts:
+    """Texts as the runtime tokenises them: all ids one after another and the count per text."""
+
+    flat: np.ndarray
+    lengths: np.ndarray
+    starts: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        starts = np.zeros(len(self.lengths), dtype=np.int64)
+        np.cumsum(self.lengths[:-1], out=starts[1:])
+        object.__setattr__(self, "starts", starts)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def subset(self, rows: np.ndarray) -> TokenizedTexts:
+        """The texts at `rows`, in that order."""
+        ids, _ = self.batch(rows)
+        return TokenizedTexts(ids.numpy(), self.lengths[rows])
+
+    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, offsets) of `rows` for `torch.nn.functional.embedding_bag`."""
+        lengths = self.lengths[rows]
+        offsets = np.zeros(len(rows), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=offsets[1:])
+        positions = np.repeat(self.starts[rows] - offsets, lengths) + np.arange(int(lengths.sum()))
+        return torch.from_numpy(self.flat[positions]), torch.from_numpy(offsets)
+
+
+def tokenize(model: LightEmbed, texts: Sequence[str], block: int = 8192) -> TokenizedTexts:
+    """The runtime tokenisation of `texts` (the ids its pooling averages)."""
+    flats, lengths = [], []
+    for start in range(0, len(texts), block):
+        flat, length = model.tokens.encode(list(texts[start : start + block]))
+        flats.append(flat)
+        lengths.append(length)
+    return TokenizedTexts(np.concatenate(flats), np.concatenate(lengths))
+
+
+def pooled(table: np.ndarray | torch.Tensor, tokens: TokenizedTexts, block: int = 65536) -> np.ndarray:
+    """Mean of the rows of `table` per text (zero for a text with no tokens), float32 [n, dim]."""
+    weight = torch.as_tensor(np.asarray(table, dtype=np.float32)) if isinstance(table, np.ndarray) else table
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(tokens), block):
+            ids, offsets = tokens.batch(np.arange(start, min(start + block, len(tokens))))
+            out.append(torch.nn.functional.embedding_bag(ids, weight, offsets, mode="mean").numpy())
+    return np.concatenate(out) if out else np.zeros((0, weight.shape[1]), dtype=np.float32)
+
+
+def matryoshka_cosine_loss(student: torch.Tensor, target: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
+    """Mean over prefix sizes m of the mean `1 - cos(student[:, :m], target[:, :m])`."""
+    losses = [
+        1.0 - torch.nn.functional.cosine_similarity(student[:, :m], target[:, :m], dim=1, eps=1e-8).mean() for m in dims
+    ]
+    return torch.stack(losses).mean()
+
+
+def matryoshka_info_nce(
+    left: torch.Tensor, right: torch.Tensor, dims: Sequence[int], temperature: float
+) -> torch.Tensor:
+    """Symmetric in-batch InfoNCE of aligned positive pairs, averaged over prefix sizes."""
+    labels = torch.arange(len(left))
+    losses = []
+    for m in dims:
+        a = torch.nn.functional.normalize(left[:, :m], dim=1, eps=1e-8)
+        b = torch.nn.functional.normalize(right[:, :m], dim=1, eps=1e-8)
+        logits = a @ b.T / temperature
+        cross_entropy = torch.nn.functional.cross_entropy
+        losses.append((cross_entropy(logits, labels) + cross_entropy(logits.T, labels)) / 2)
+    return torch.stack(losses).mean()
+
+
+@dataclass(frozen=True)
+class PairTokens:
+    """Positive pairs, both sides tokenised as the runtime does."""
+
+    left: TokenizedTexts
+    right: TokenizedTexts
+
+    @classmethod
+    def from_pairs(cls, model: LightEmbed, pairs: Sequence[tuple[str, str]]) -> PairTokens:
+        """Tokenise `(text, positive)` pairs; pairs with an empty side are dropped."""
+        left, right = tokenize(model, [a for a, _ in pairs]), tokenize(model, [b for _, b in pairs])
+        keep = np.flatnonzero((left.lengths > 0) & (right.lengths > 0))
+        return cls(left.subset(keep), right.subset(keep))
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+    def batches(self, size: int, generator: torch.Generator) -> Iterator[np.ndarray]:
+        """Endless shuffled full batches of pair rows (all pairs when there are fewer than `size`)."""
+        size = min(size, len(self))
+        while True:
+            order = torch.randperm(len(self), generator=generator).numpy()
+            for start in range(0, len(order) - size + 1, size):
+                yield order[start : start + size]
+
+
+def pca_targets(teacher_vectors: np.ndarray, dim: int) -> np.ndarray:
+    """The teacher's vectors centred and rotated to `dim` PCA columns (by decreasing variance), float32."""
+    return pca(teacher_vectors, dim).projected.astype(np.float32)
+
+
+def linear_start(table: np.ndarray, tokens: TokenizedTexts, targets: np.ndarray) -> np.ndarray:
+    """`table @ M` with M the least-squares map from the pooled vectors of `table` to `targets`."""
+    features = pooled(table, tokens).astype(np.float64)
+    keep = tokens.lengths > 0
+    solution, *_ = np.linalg.lstsq(features[keep], targets[keep].astype(np.float64), rcond=None)
+    start = np.asarray(table, dtype=np.float64) @ solution
+    norms = np.linalg.norm(start, axis=1)
+    scale = float(np.median(norms[norms > 0])) if (norms > 0).any() else 1.0
+    return (start / scale).astype(np.float32)  # rows of about unit norm: one learning rate fits any teacher
+
+
+@dataclass(frozen=True)
+class DevPairs:
+    """Scored text pairs, tokenised, for choosing the epoch (Spearman of cosine at each prefix size)."""
+
+    name: str
+    left: TokenizedTexts
+    right: TokenizedTexts
+    gold: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, name: str, model: LightEmbed, pairs: ScoredPairs) -> DevPairs:
+        """Tokenise both sides of `pairs` as the runtime does."""
+        return cls(name, tokenize(model, pairs.texts1), tokenize(model, pairs.texts2), np.asarray(pairs.scores))
+
+    def spearman(self, table: np.ndarray | torch.Tensor, dim: int) -> float:
+        """Spearman x100 of the cosines of the pairs with the first `dim` columns of `table`."""
+        left = unit_rows(pooled(table, self.left)[:, :dim])
+        right = unit_rows(pooled(table, self.right)[:, :dim])
+        return 100.0 * float(spearmanr(np.einsum("ij,ij->i", left, right), self.gold).statistic)
+
+
+def dev_scores(table: np.ndarray | torch.Tensor, dev: Sequence[DevPairs], dims: Sequence[int]) -> dict[str, float]:
+    """Spearman of every dev set at every prefix size, keyed `name@dim`."""
+    return {f"{d.name}@{m}": d.spearman(table, m) for d in dev for m in dims}
+
+
+@dataclass
+class TuneResult:
+    """The tuned codebook and how it got there."""
+
+    table: np.ndarray
+    best_epoch: int
+    history: list[dict[str, float | None]]  # per epoch: training loss (None for the start), dev scores
+    seconds: float
+
+
+def tune_codebook(
+    table: np.ndarray,
+    tokens: TokenizedTexts,
+    targets: np.ndarray,
+    dev: Sequence[DevPairs],
+    settings: TuneSettings = TuneSettings(),
+    pairs: PairTokens | None = None,
+    progress: bool = True,
+) -> TuneResult:
+    """Learn the rows of `table` (already started) so pooled texts match `targets` at every prefix size.
+
+    With `pairs` and a positive `settings.contrastive_weight`, every step also adds that weight
+    times the in-batch InfoNCE loss of a batch of positive pairs.
+
+    Epoch 0 is the start itself; the epoch with the best mean dev Spearman is returned (the last
+    one when there are no dev pairs).
+    """
+    if len(tokens) != len(targets):
+        raise ValueError(f"{len(tokens)} tokenised texts but {len(targets)} targets")
+    if max(settings.dims) > table.shape[1] or min(settings.dims) < 1:
+        raise ValueError(f"prefix sizes {settings.dims} must lie in [1, {table.shape[1]}]")
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(settings.seed)
+    weight = torch.nn.Parameter(torch.as_tensor(np.asarray(table, dtype=np.float32)).clone())
+    optimizer = torch.optim.Adam([weight], lr=settings.learning_rate)
+    target_tensor = torch.as_tensor(targets, dtype=torch.float32)
+    trainable = np.flatnonzero(tokens.lengths > 0)
+    contrastive = pairs is not None and len(pairs) > 1 and settings.contrastive_weight > 0
+    pair_batches = pairs.batches(settings.pair_batch_size, generator) if contrastive else None
+
+    def evaluate(epoch: int, loss: float | None) -> dict[str, float | None]:
+        scores = dev_scores(weight.detach(), dev, settings.dims)
+        row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0, **scores}
+        logger.info("epoch %d: loss %s, dev mean Spearman %.2f", epoch, loss, row["dev"])
+        return row
+
+    history = [evaluate(0, None)]
+    best_table, best_epoch = weight.detach().numpy().copy(), 0
+    for epoch in range(1, settings.epochs + 1):
+        order = trainable[torch.randperm(len(trainable), generator=generator).numpy()]
+        batches = range(0, len(order), settings.batch_size)
+        total = 0.0
+        for start in tqdm(batches, desc=f"tune epoch {epoch}", unit="batch", file=sys.stderr, disable=not progress):
+            rows = order[start : start + settings.batch_size]
+            ids, offsets = tokens.batch(rows)
+            student = torch.nn.functional.embedding_bag(ids, weight, offsets, mode="mean")
+            loss = matryoshka_cosine_loss(student, target_tensor[rows], settings.dims)
+            if pair_batches is not None:
+                loss = loss + settings.contrastive_weight * _pair_loss(weight, pairs, next(pair_batches), settings)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(rows)
+        history.append(evaluate(epoch, total / len(order)))
+        if not dev or history[-1]["dev"] > history[best_epoch]["dev"]:
+            best_table, best_epoch = weight.detach().numpy().copy(), epoch
+    return TuneResult(best_table, best_epoch, history, time.perf_counter() - started)
+
+
+def _pair_loss(weight: torch.Tensor, pairs: PairTokens, rows: np.ndarray, settings: TuneSettings) -> torch.Tensor:
+    left_ids, left_offsets = pairs.left.batch(rows)
+    right_ids, right_offsets = pairs.right.batch(rows)
+    left = torch.nn.functional.embedding_bag(left_ids, weight, left_offsets, mode="mean")
+    right = torch.nn.functional.embedding_bag(right_ids, weight, right_offsets, mode="mean")
+    return matryoshka_info_nce(left, right, settings.dims, settings.temperature)
+
+
+def check_base(model: LightEmbed) -> None:
+    """Tuning learns the codebook rows directly: the base must be a plain codebook model."""
+    parts = model.parts
+    if parts.projection is not None or parts.adaptor or parts.token_rows is not None:
+        raise ValueError(f"{parts.path}: tune needs a plain codebook (no projection, adaptor or shared rows)")
+
+
+def tune_model(
+    base: str | Path | None,
+    corpus_files: Sequence[str | Path],
+    out_folder: str | Path,
+    *,
+    teacher_path: str | Path | None = None,
+    dev: Sequence[tuple[str, ScoredPairs]] = (),
+    pairs: Sequence[tuple[str, str]] = (),
+    settings: TuneSettings = TuneSettings(),
+    max_texts: int | None = None,
+    cache_dir: str | Path | None = None,
+    dtype: str = "float16",
+    device: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Path:
+    """Tune the codebook of `base` (None: the bundled default) on `corpus_files` against the teacher.
+
+    `max_texts` keeps a seeded random sample of the corpus (the teacher is the slow part);
+    `dev` names the scored pairs that choose the epoch; `pairs` are positive pairs for the
+    contrastive term (used when `settings.contrastive_weight` > 0). Writes a model folder.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    started = time.perf_counter()
+    model = lightembed.load(base)
+    check_base(model)
+    texts = read_corpus(corpus_files)
+    if max_texts is not None and max_texts < len(texts):
+        keep = np.sort(np.random.default_rng(settings.seed).choice(len(texts), size=max_texts, replace=False))
+        texts = [texts[i] for i in keep]
+    teacher = Teacher(teacher_path, device=device)
+    vectors = teacher_embeddings(teacher, texts, cache_dir, progress=progress)
+    targets = pca_targets(vectors, model.config.dim)
+    tokens = tokenize(model, texts)
+    dev_sets = [DevPairs.from_pairs(name, model, pairs) for name, pairs in dev]
+    start = linear_start(model.parts.embeddings, tokens, targets)
+    pair_tokens = PairTokens.from_pairs(model, pairs) if pairs and settings.contrastive_weight > 0 else None
+    result = tune_codebook(start, tokens, targets, dev_sets, settings, pair_tokens, progress=progress)
+    table = result.table.astype(dtype)
+    if not np.isfinite(table).all():
+        raise ValueError(f"the tuned codebook overflows {dtype}; use dtype='float32'")
+
+    provenance: dict[str, Any] = {
+        "method": "tune",
+        "base": str(model.path),
+        "base_provenance": model.config.provenance,
+        "teacher": teacher.name,
+        "teacher_license": teacher.license,
+        "command": command,
+        "corpus_files": [describe_corpus(Path(p)) for p in corpus_files],
+        "corpus_texts_used": len(texts),
+        "contrastive_pairs": len(pair_tokens) if pair_tokens is not None else 0,
+        "settings": asdict(settings),
+        "dev_sets": [name for name, _ in dev],
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "dtype": dtype,
+        "seconds": round(time.perf_counter() - started, 1),
+        "device": str(teacher.device),
+        "versions": versions(),
+    }
+    config = dataclasses.replace(model.config, provenance=provenance, metrics={})
+    folder = write_model(out_folder, config, table, model.parts.tokenizer, card=tune_card(config))
+    logger.info("wrote %s (best epoch %d of %d)", folder, result.best_epoch, settings.epochs)
+    return folder
+
+
+def tune_card(config: ModelConfig) -> str:
+    """The README.md of a tuned model folder, from its config and provenance."""
+    p = config.provenance
+    s = p["settings"]
+    rows = "\n".join(
+        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {h['dev']:.2f} |"
+        for h in p["history"]
+    )
+    corpus = "\n".join(f"- `{c['name']}`: {c['lines']} lines, sha256 `{c['sha256'][:16]}…`" for c in p["corpus_files"])
+    return f"""# lightembed static embedding model (tuned)
+
+A static token codebook for lightembed: {config.vocab_size} tokens x {config.dim} dims, mean
+pooled and L2-normalised at inference (numpy only). Matryoshka sizes:
+{", ".join(map(str, config.matryoshka_dims)) or "none"} (column slices).
+
+## How it was made
+
+1. The base codebook `{p["base"]}` (made by: `{p["base_provenance"].get("command")}`).
+2. The teacher `{p["teacher"]}` (licence: {p["teacher_license"] or "see its card"}) embedded
+   {p["corpus_texts_used"]} texts of the corpus; its vectors were centred and rotated by PCA to
+   {config.dim} columns.
+3. The rows were started at the base codebook times the least-squares map from its pooled
+   vectors to those targets, then trained with Adam (learning rate {s["learning_rate"]}, batches of
+   {s["batch_size"]} texts, seed {s["seed"]}) on a Matryoshka cosine loss over the prefix sizes
+   {s["dims"]}: the runtime's mean-pooled vector of each text against the teacher's.
+4. The epoch with the best mean dev Spearman ({", ".join(p["dev_sets"]) or "no dev sets: the last"})
+   was kept: epoch {p["best_epoch"]}. Stored as {p["dtype"]}.
+
+| epoch | loss | dev mean Spearman |
+|---|---|---|
+{rows}
+
+- Command: `{p.get("command") or "(called from Python)"}`
+- Time taken: {p["seconds"]} s on {p["device"]}.
+
+## Corpus
+
+{corpus}
+"""
