@@ -22,10 +22,10 @@ from lightembed_train.datasets import ScoredPairs
 from lightembed_train.distill import distill
 from lightembed_train.tune import (
     DevPairs,
+    PairTokens,
     TokenizedTexts,
     TuneSettings,
     linear_start,
-    PairTokens,
     matryoshka_cosine_loss,
     matryoshka_info_nce,
     pooled,
