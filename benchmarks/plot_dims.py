@@ -22,10 +22,13 @@ FULL_WIDTH = {"all-MiniLM-L6-v2": 384}
 
 
 def family_and_dim(name: str) -> tuple[str, int] | None:
-    """('lightembed default', 64) for 'lightembed default@64'; None when the width is unknown."""
+    """('lightembed default', 64) for 'lightembed default@64' and for 'lightembed default@256 [:64]'.
+
+    None when the width is unknown.
+    """
     match = _DIM.search(name)
     if match:
-        return name[: match.start()], int(match[1])
+        return re.sub(r"@\d+$", "", name[: match.start()]), int(match[1])
     if name in FULL_WIDTH:
         return name, FULL_WIDTH[name]
     return None

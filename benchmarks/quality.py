@@ -82,6 +82,25 @@ def _payload(
     }
 
 
+CARD_HEADING = "## Benchmark"
+
+
+def write_card_section(folder: Path, table: str, command: str) -> Path:
+    """Put the suite's table in the model card `folder/README.md` (replacing an earlier one)."""
+    card = folder / "README.md"
+    if not card.is_file():
+        raise FileNotFoundError(f"{card}: model card not found")
+    text = card.read_text(encoding="utf-8")
+    head, _, tail = text.partition(f"\n{CARD_HEADING}\n")
+    rest = tail.partition("\n## ")[2] if tail else ""
+    section = (
+        f"\n{CARD_HEADING}\n\nThe evaluation-only splits of the shared data folder, every encoder in the same run"
+        f" on the same machine (2 CPU cores):\n\n```bash\n{command}\n```\n\n{table}\n"
+    )
+    card.write_text(head.rstrip("\n") + "\n" + section + (f"\n## {rest}" if rest else ""), encoding="utf-8")
+    return card
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -92,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true", help="embed everything again and store nothing")
     parser.add_argument("--work", type=Path, default=WORK_DIR, help="folder for made peers (model2vec, WordLlama)")
     parser.add_argument("--data", type=Path, default=common.data_dir(), help="shared data folder")
+    parser.add_argument("--card", type=Path, default=None, help="also write the table into this model folder's card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     command = shlex.join(["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)])
@@ -111,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         payload = _payload(reports, args, command, time.perf_counter() - start, busy)
         common.write_json(args.out.stem, payload, args.out.parent)  # after each encoder: partial results survive
     print(markdown_table(reports))
+    if args.card is not None and reports:
+        print(f"table written to {write_card_section(args.card, markdown_table(reports), command)}", file=sys.stderr)
     print(f"\n{len(tasks)} tasks, {len(reports)} encoders, {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 

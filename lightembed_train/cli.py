@@ -15,6 +15,8 @@ from pathlib import Path
 
 from lightembed.errors import LightEmbedError
 
+CODEBOOK_DTYPES = ("float16", "float32", "int8")  # lightembed_train.distill.DTYPES, without importing torch
+
 PROG = "lightembed-train"
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def add_distill(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--corpus", nargs="+", default=[], metavar="FILE", help="plain-text files for token frequencies")
     p.add_argument("--max-length", type=int, default=512, help="token cap stored in the model config (default 512)")
-    p.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="codebook dtype")
+    p.add_argument("--dtype", choices=CODEBOOK_DTYPES, default="float16", help="codebook dtype (int8: a scale per row)")
     p.add_argument("--sif", type=float, default=1e-3, help="SIF coefficient a in a/(a+p) (default 1e-3)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--batch-size", type=int, default=1024, help="token sequences per teacher batch")
@@ -132,7 +134,7 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
     p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
     p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
-    p.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="codebook dtype")
+    p.add_argument("--dtype", choices=CODEBOOK_DTYPES, default="float16", help="codebook dtype (int8: a scale per row)")
     p.add_argument("--device", default=None, help="torch device for the teacher (default: cuda when available)")
     p.set_defaults(handler=_run_tune)
 

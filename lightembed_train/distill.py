@@ -31,7 +31,7 @@ from .teacher import Teacher
 
 logger = logging.getLogger(__name__)
 
-DTYPES = ("float16", "float32")
+DTYPES = ("float16", "float32", "int8")
 MATRYOSHKA_DIMS = (32, 64, 128, 256)
 SIF_A = 1e-3
 _SPECIAL_NAMES = frozenset({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"})
@@ -209,9 +209,7 @@ def distill(
     weights = sif_weights(probabilities, sif_a)
     codebook *= weights[:, None]
     codebook[special] = 0.0
-    table = codebook.astype(dtype)
-    if not np.isfinite(table).all():
-        raise ValueError(f"the codebook overflows {dtype}; use dtype='float32'")
+    table, extra = stored_codebook(codebook, dtype)
 
     ignore = sorted({i for i in (teacher.tokenizer.unk_token_id, teacher.tokenizer.pad_token_id) if i is not None})
     seconds = round(time.perf_counter() - started, 1)
@@ -242,9 +240,37 @@ def distill(
         provenance=provenance,
     )
     card = model_card(config, teacher_max_length=teacher.max_length)
-    folder = write_model(out_folder, config, table, tokenizer, card=card)
+    folder = write_model(out_folder, config, table, tokenizer, extra, card=card)
     logger.info("wrote %s (%d x %d %s) in %.1f s", folder, vocab_size, dim, dtype, seconds)
     return folder
+
+
+def stored_codebook(table: np.ndarray, dtype: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The codebook as written: (embeddings, extra tensors) in float16, float32, or int8 with a scale per row.
+
+    int8 rows are `round(row / scale)` with `scale = max |row| / 127` (1 for an all-zero row),
+    stored as `embeddings_scale` [vocab]; the reader multiplies them back. The rounding error of
+    each value is at most half its row's scale.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    values = np.asarray(table, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError("the codebook holds NaN or infinite values")
+    if dtype != "int8":
+        stored = values.astype(dtype)
+        if not np.isfinite(stored).all():
+            raise ValueError(f"the codebook overflows {dtype}; use dtype='float32' or 'int8'")
+        return stored, {}
+    peak = np.abs(values).max(axis=1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(values / scale[:, None]), -127, 127).astype(np.int8)
+    return codes, {"embeddings_scale": scale}
+
+
+def storage_note(dtype: str | None) -> str:
+    """How the model card names the codebook's storage type."""
+    return "int8 with a scale per row (`embeddings_scale`)" if dtype == "int8" else f"{dtype}"
 
 
 def model_card(config: ModelConfig, teacher_max_length: int | None = None) -> str:
@@ -304,7 +330,7 @@ Matryoshka sizes: {", ".join(map(str, config.matryoshka_dims)) or "none"} (colum
    into the rows.
 4. Special tokens ([PAD], [UNK], [CLS], [SEP], [MASK], [unusedN]; {p.get("special_token_rows_zeroed")} rows)
    got zero rows; [UNK] and [PAD] are also skipped when pooling.
-5. Stored as {p.get("dtype")} safetensors (`model.safetensors`, key `embeddings`).
+5. Stored as {storage_note(p.get("dtype"))} (`model.safetensors`, key `embeddings`).
 
 ## Frequency data
 

@@ -33,7 +33,7 @@ from lightembed import LightEmbed, ModelConfig, write_model
 from lightembed.scoring import unit_rows
 
 from .datasets import ScoredPairs
-from .distill import DTYPES, describe_corpus, pca, versions
+from .distill import DTYPES, describe_corpus, pca, storage_note, stored_codebook, versions
 from .targets import read_corpus, teacher_embeddings
 from .teacher import Teacher
 
@@ -312,16 +312,16 @@ def tune_model(
         keep = np.sort(np.random.default_rng(settings.seed).choice(len(texts), size=max_texts, replace=False))
         texts = [texts[i] for i in keep]
     teacher = Teacher(teacher_path, device=device)
+    teacher_started = time.perf_counter()
     vectors = teacher_embeddings(teacher, texts, cache_dir, progress=progress)
+    teacher_seconds = time.perf_counter() - teacher_started
     targets = pca_targets(vectors, model.config.dim)
     tokens = tokenize(model, texts)
     dev_sets = [DevPairs.from_pairs(name, model, pairs) for name, pairs in dev]
     start = linear_start(model.parts.embeddings, tokens, targets)
     pair_tokens = PairTokens.from_pairs(model, pairs) if pairs and settings.contrastive_weight > 0 else None
     result = tune_codebook(start, tokens, targets, dev_sets, settings, pair_tokens, progress=progress)
-    table = result.table.astype(dtype)
-    if not np.isfinite(table).all():
-        raise ValueError(f"the tuned codebook overflows {dtype}; use dtype='float32'")
+    table, extra = stored_codebook(result.table, dtype)
 
     provenance: dict[str, Any] = {
         "method": "tune",
@@ -339,13 +339,25 @@ def tune_model(
         "best_epoch": result.best_epoch,
         "dtype": dtype,
         "seconds": round(time.perf_counter() - started, 1),
+        "teacher_seconds": round(teacher_seconds, 1),
         "device": str(teacher.device),
         "versions": versions(),
     }
     config = dataclasses.replace(model.config, provenance=provenance, metrics={})
-    folder = write_model(out_folder, config, table, model.parts.tokenizer, card=tune_card(config))
+    folder = write_model(out_folder, config, table, model.parts.tokenizer, extra, card=tune_card(config))
     logger.info("wrote %s (best epoch %d of %d)", folder, result.best_epoch, settings.epochs)
     return folder
+
+
+def _contrastive_note(p: dict[str, Any]) -> str:
+    if not p["contrastive_pairs"]:
+        return ""
+    s = p["settings"]
+    return (
+        f"\n   Each step also added {s['contrastive_weight']} times a symmetric in-batch InfoNCE loss"
+        f" (temperature {s['temperature']}, batches of {s['pair_batch_size']} pairs, same prefix sizes)"
+        f" on {p['contrastive_pairs']} positive text pairs from train-allowed files."
+    )
 
 
 def tune_card(config: ModelConfig) -> str:
@@ -372,16 +384,17 @@ pooled and L2-normalised at inference (numpy only). Matryoshka sizes:
 3. The rows were started at the base codebook times the least-squares map from its pooled
    vectors to those targets, then trained with Adam (learning rate {s["learning_rate"]}, batches of
    {s["batch_size"]} texts, seed {s["seed"]}) on a Matryoshka cosine loss over the prefix sizes
-   {s["dims"]}: the runtime's mean-pooled vector of each text against the teacher's.
+   {s["dims"]}: the runtime's mean-pooled vector of each text against the teacher's.{_contrastive_note(p)}
 4. The epoch with the best mean dev Spearman ({", ".join(p["dev_sets"]) or "no dev sets: the last"})
-   was kept: epoch {p["best_epoch"]}. Stored as {p["dtype"]}.
+   was kept: epoch {p["best_epoch"]}. Stored as {storage_note(p["dtype"])}.
 
 | epoch | loss | dev mean Spearman |
 |---|---|---|
 {rows}
 
 - Command: `{p.get("command") or "(called from Python)"}`
-- Time taken: {p["seconds"]} s on {p["device"]}.
+- Time taken: {p["seconds"]} s on {p["device"]}, of which {p["teacher_seconds"]} s for the teacher's
+  embeddings of the corpus (seconds when they come from the cache of an earlier run).
 
 ## Corpus
 

@@ -16,6 +16,7 @@ pytest.importorskip("transformers")
 
 from lightembed.folder import read_model
 from lightembed_train.distill import (
+    DTYPES,
     corpus_probabilities,
     count_tokens,
     distill,
@@ -23,6 +24,7 @@ from lightembed_train.distill import (
     pca,
     sif_weights,
     special_token_ids,
+    stored_codebook,
     zipf_probabilities,
 )
 
@@ -160,6 +162,49 @@ def test_distill_bakes_sif_weights(tiny_teacher: Path, corpus: Path, tmp_path: P
         i = tokenizer.token_to_id(token)
         expected = 1e-3 / (1e-3 + (count + 1) / total)
         np.testing.assert_allclose(weighted.embeddings[i], plain.embeddings[i] * expected, rtol=1e-4, atol=1e-7)
+
+
+def test_stored_codebook_int8_rounds_each_row_to_its_own_scale() -> None:
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(50, 16)).astype(np.float32) * rng.uniform(0.01, 10.0, size=(50, 1)).astype(np.float32)
+    table[7] = 0.0
+    codes, extra = stored_codebook(table, "int8")
+    scale = extra["embeddings_scale"]
+    assert codes.dtype == np.int8 and scale.shape == (50,) and scale.dtype == np.float32
+    assert np.abs(codes).max() == 127 and scale[7] == 1.0 and not codes[7].any()
+    error = np.abs(codes * scale[:, None] - table)
+    assert np.all(error <= scale[:, None] / 2 + 1e-6)
+    peak = np.abs(table).max(axis=1)
+    np.testing.assert_allclose(scale, np.where(peak > 0, peak / 127, 1.0), rtol=1e-6)
+
+
+def test_stored_codebook_float_and_bad_input() -> None:
+    table = np.array([[1.5, -2.0], [0.0, 3.25]], dtype=np.float64)
+    stored, extra = stored_codebook(table, "float16")
+    assert stored.dtype == np.float16 and extra == {} and np.array_equal(stored, table)
+    with pytest.raises(ValueError, match="overflows float16"):
+        stored_codebook(np.array([[1e6, 0.0]]), "float16")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        stored_codebook(np.array([[np.nan, 0.0]]), "int8")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        stored_codebook(table, "bfloat16")
+
+
+def test_cli_dtype_choices_match_the_writer() -> None:
+    from lightembed_train.cli import CODEBOOK_DTYPES
+
+    assert CODEBOOK_DTYPES == DTYPES
+
+
+def test_distill_int8_reads_back_close_to_float32(tiny_teacher: Path, corpus: Path, tmp_path: Path) -> None:
+    kwargs = {"dim": 8, "corpus_files": [corpus], "progress": False}
+    exact = read_model(distill(tiny_teacher, tmp_path / "f32", dtype="float32", **kwargs)).embeddings
+    folder = distill(tiny_teacher, tmp_path / "i8", dtype="int8", **kwargs)
+    quantised = read_model(folder).embeddings
+    assert quantised.dtype == np.float32
+    row_scale = np.abs(exact).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(quantised - exact) <= row_scale / 2 + 1e-6)
+    assert "int8 with a scale per row" in (folder / "README.md").read_text()
 
 
 def test_distill_rejects_bad_input(tiny_teacher: Path, tmp_path: Path) -> None:

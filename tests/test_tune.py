@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -183,9 +184,13 @@ def test_cli_tune(base_model: Path, tiny_teacher: Path, corpus: Path, tmp_path: 
 
     out = tmp_path / "cli"
     common = ["-q", "tune", "--base", str(base_model), "--teacher", str(tiny_teacher), "--corpus", str(corpus)]
-    assert main([*common, "--out", str(out), "--no-dev", "--dims", "4,8", "--epochs", "1"]) == 0
+    assert main([*common, "--out", str(out), "--no-dev", "--dims", "4,8", "--epochs", "1", "--dtype", "int8"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     config = json.loads((out / "config.json").read_text())
     assert config["provenance"]["settings"]["dims"] == [4, 8] and config["provenance"]["best_epoch"] == 1
+    assert config["provenance"]["dtype"] == "int8" and config["provenance"]["teacher_seconds"] >= 0
+    with safe_open(str(out / "model.safetensors"), framework="numpy") as handle:
+        assert handle.get_tensor("embeddings").dtype == np.int8
+        assert handle.get_tensor("embeddings_scale").shape == (config["vocab_size"],)
     assert main([*common, "--out", str(tmp_path / "bad"), "--no-dev", "--dims", "4,x"]) == 2
     assert "comma-separated integers" in capsys.readouterr().err
