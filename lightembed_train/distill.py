@@ -258,7 +258,8 @@ def stored_codebook(table: np.ndarray, dtype: str) -> tuple[np.ndarray, dict[str
     if not np.isfinite(values).all():
         raise ValueError("the codebook holds NaN or infinite values")
     if dtype != "int8":
-        stored = values.astype(dtype)
+        with np.errstate(over="ignore"):  # an overflow is reported just below, by name
+            stored = values.astype(dtype)
         if not np.isfinite(stored).all():
             raise ValueError(f"the codebook overflows {dtype}; use dtype='float32' or 'int8'")
         return stored, {}
