@@ -271,7 +271,7 @@ def stored_codebook(table: np.ndarray, dtype: str) -> tuple[np.ndarray, dict[str
 
 def storage_note(dtype: str | None) -> str:
     """How the model card names the codebook's storage type."""
-    return "int8 with a scale per row (`embeddings_scale`)" if dtype == "int8" else f"{dtype}"
+    return "int8 with a scale per row (`embeddings_scale`)" if dtype == "int8" else str(dtype)
 
 
 def model_card(config: ModelConfig, teacher_max_length: int | None = None) -> str:
