@@ -12,6 +12,7 @@ from .dedup import DedupResult, Duplicate
 from .errors import LightEmbedError, ModelFormatError, ModelNotFoundError
 from .folder import read_model, write_model
 from .model import Hit, LightEmbed, load
+from .transform import Transform, load_transform, save_transform
 
 __version__ = "0.1.0"
 
@@ -25,8 +26,11 @@ __all__ = [
     "ModelConfig",
     "ModelFormatError",
     "ModelNotFoundError",
+    "Transform",
     "__version__",
     "load",
+    "load_transform",
     "read_model",
+    "save_transform",
     "write_model",
 ]

@@ -264,8 +264,8 @@ def model_info(model: LightEmbed) -> dict[str, Any]:
     optional = {
         "token_weights": config.token_weights or parts.token_weights is not None,
         "vocabulary_mapping": parts.token_rows is not None,
-        "projection": parts.projection is not None,
-        "adaptor": bool(parts.adaptor),
+        "projection": parts.transform.projection is not None,
+        "adaptor": bool(parts.transform.adaptor),
         "binary_codebook": parts.binary_embeddings is not None,
         "reranker": parts.reranker_path is not None,
     }

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 
 from .config import ModelConfig
 from .errors import ModelFormatError, ModelNotFoundError
+from .transform import FLOAT_DTYPES, Transform, finite_float_tensor, parse_transform, transform_keys
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -25,7 +26,6 @@ RERANKER_FILE = "reranker.safetensors"
 CARD_FILE = "README.md"
 FOLDER_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, RERANKER_FILE, CARD_FILE)
 
-FLOAT_DTYPES = (np.float16, np.float32)
 MODEL2VEC_MAX_LENGTH = 512  # model2vec's default token cap
 
 
@@ -39,8 +39,7 @@ class ModelParts:
     path: Path
     token_rows: np.ndarray | None = None  # model2vec vocabulary quantisation: token id -> row
     token_weights: np.ndarray | None = None  # only kept when rows are shared (token_rows set)
-    projection: tuple[np.ndarray, np.ndarray] | None = None  # (weight [out, D], bias [out])
-    adaptor: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    transform: Transform = field(default_factory=Transform)  # projection and adaptor after pooling
     binary_embeddings: np.ndarray | None = None
     reranker_path: Path | None = None
 
@@ -76,29 +75,18 @@ def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
 
     token_weights = None
     if config.token_weights:
-        token_weights = _float_tensor(tensors, "token_weights", (config.vocab_size,), where)
+        token_weights = finite_float_tensor(tensors, "token_weights", where, (config.vocab_size,))
         embeddings = (embeddings.astype(np.float32) * token_weights[:, None]).astype(embeddings.dtype)
-    projection = None
-    width = config.dim
-    if config.projection:
-        weight = _float_tensor(tensors, "projection.weight", None, where)
-        if weight.ndim != 2 or weight.shape[1] != config.dim:
-            raise ModelFormatError(f"{where}: 'projection.weight' must be [out, {config.dim}], got {weight.shape}")
-        bias = _float_tensor(tensors, "projection.bias", (weight.shape[0],), where)
-        projection = (weight, bias)
-        width = weight.shape[0]
-    adaptor = []
-    if config.adaptor is not None:
-        in_dim = width
-        for i in range(config.adaptor.layers):
-            weight = _float_tensor(tensors, f"adaptor.{i}.weight", None, where)
-            if weight.ndim != 2 or weight.shape[1] != in_dim:
-                raise ModelFormatError(f"{where}: 'adaptor.{i}.weight' must be [out, {in_dim}], got {weight.shape}")
-            bias = _float_tensor(tensors, f"adaptor.{i}.bias", (weight.shape[0],), where)
-            adaptor.append((weight, bias))
-            in_dim = weight.shape[0]
-        if in_dim != width:
-            raise ModelFormatError(f"{where}: the adaptor's last layer gives {in_dim} dims, expected {width}")
+    transform = parse_transform(
+        tensors,
+        config.dim,
+        projection=config.projection,
+        adaptor_layers=config.adaptor.layers if config.adaptor else 0,
+        activation=config.adaptor.activation if config.adaptor else "relu",
+        normalize=False,
+        where=where,
+    )
+    width = transform.out_dim or config.dim
     binary = None
     if config.binary_codebook:
         binary = _codebook(tensors, "binary_embeddings", where)
@@ -118,8 +106,7 @@ def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
         embeddings=embeddings,
         tokenizer=tokenizer,
         path=path,
-        projection=projection,
-        adaptor=adaptor,
+        transform=transform,
         binary_embeddings=binary,
         reranker_path=reranker_path if config.reranker else None,
     )
@@ -146,7 +133,7 @@ def read_model2vec(path: Path, raw_config: Any) -> ModelParts:
         raise ModelFormatError(f"{where}: {embeddings.shape[0]} rows but the tokenizer has {vocab_size} tokens")
     token_weights = None
     if "weights" in tensors:
-        token_weights = _float_tensor(tensors, "weights", (vocab_size,), where)
+        token_weights = finite_float_tensor(tensors, "weights", where, (vocab_size,))
         if token_rows is None:
             embeddings = (embeddings.astype(np.float32) * token_weights[:, None]).astype(embeddings.dtype)
             token_weights = None
@@ -224,11 +211,7 @@ def _expected_keys(config: ModelConfig) -> set[str]:
     keys = {"embeddings"}
     if config.token_weights:
         keys.add("token_weights")
-    if config.projection:
-        keys |= {"projection.weight", "projection.bias"}
-    if config.adaptor is not None:
-        for i in range(config.adaptor.layers):
-            keys |= {f"adaptor.{i}.weight", f"adaptor.{i}.bias"}
+    keys |= transform_keys(config.projection, config.adaptor.layers if config.adaptor else 0)
     if config.binary_codebook:
         keys.add("binary_embeddings")
     return keys
@@ -296,19 +279,6 @@ def _codebook(tensors: dict[str, np.ndarray], key: str, where: str, default_scal
     if not np.isfinite(table).all():
         raise ModelFormatError(f"{where}: {key!r} contains NaN or infinite values")
     return table
-
-
-def _float_tensor(tensors: dict[str, np.ndarray], key: str, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
-    if key not in tensors:
-        raise ModelFormatError(f"{where}: tensor {key!r} is missing")
-    value = tensors[key]
-    if value.dtype not in FLOAT_DTYPES:
-        raise ModelFormatError(f"{where}: {key!r} has dtype {value.dtype}; expected float16 or float32")
-    if shape is not None:
-        _check_shape(value, shape, where, key)
-    if not np.isfinite(value).all():
-        raise ModelFormatError(f"{where}: {key!r} contains NaN or infinite values")
-    return value.astype(np.float32)
 
 
 def _check_shape(value: np.ndarray, shape: tuple[int, ...], where: str, key: str) -> None:

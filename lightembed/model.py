@@ -56,7 +56,7 @@ class LightEmbed:
     ) -> None:
         self.parts = parts
         self.config = parts.config
-        width = parts.projection[0].shape[0] if parts.projection is not None else self.config.dim
+        width = parts.transform.out_dim or self.config.dim
         if binary and parts.binary_embeddings is not None:
             width = parts.binary_embeddings.shape[1]
         dim = width if dim is None else dim
@@ -75,7 +75,7 @@ class LightEmbed:
             self.config.ignore_token_ids,
             self.config.vocab_size,
         )
-        self._post_pooling = parts.projection is not None or bool(parts.adaptor)
+        self._post_pooling = bool(parts.transform)
         self._table = self._pooling_table(parts.embeddings)
         self._binary_table = None
         if binary and parts.binary_embeddings is not None:
@@ -156,20 +156,11 @@ class LightEmbed:
             return pack_signs(mean_pool(self._binary_table, flat_ids, lengths))
         pooled = mean_pool(self._table, flat_ids, lengths, parts.token_rows, parts.token_weights)
         if self._post_pooling:
-            pooled = self._after_pooling(pooled)
+            pooled = np.ascontiguousarray(parts.transform.forward(pooled)[:, : self.dim])
             pooled[lengths == 0] = 0.0
         if self.binary:
             return pack_signs(pooled)
         return unit_rows(pooled) if self.config.normalize else pooled
-
-    def _after_pooling(self, pooled: np.ndarray) -> np.ndarray:
-        """Projection, then the residual adaptor `e + f(e)`, then Matryoshka truncation."""
-        if self.parts.projection is not None:
-            weight, bias = self.parts.projection
-            pooled = pooled @ weight.T + bias
-        if self.parts.adaptor:
-            pooled = pooled + _mlp(pooled, self.parts.adaptor, self.config.adaptor.activation)
-        return np.ascontiguousarray(pooled[:, : self.dim], dtype=np.float32)
 
     def token_vectors(self, text: str) -> np.ndarray:
         """Unit vectors of each token of `text` (what `rerank` compares), [tokens, dim]."""
@@ -182,8 +173,8 @@ class LightEmbed:
         parts = self.parts
         rows = parts.token_rows[flat] if parts.token_rows is not None else flat
         vectors = self._table[rows]
-        if parts.projection is not None:
-            vectors = vectors @ parts.projection[0].T
+        if parts.transform.projection is not None:
+            vectors = vectors @ parts.transform.projection[0].T
         return unit_rows(vectors[:, : self.dim])
 
     # ----------------------------------------------------------------- comparing
@@ -371,27 +362,6 @@ def load(
 
 
 # --------------------------------------------------------------------- helpers
-def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], activation: str) -> np.ndarray:
-    """Linear layers with `activation` between them (none after the last)."""
-    for i, (weight, bias) in enumerate(layers):
-        x = x @ weight.T + bias
-        if i < len(layers) - 1:
-            x = _ACTIVATIONS[activation](x)
-    return x
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    """The tanh approximation of GELU."""
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
-
-
-_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda x: np.maximum(x, 0.0),
-    "gelu": _gelu,
-    "tanh": np.tanh,
-}
-
-
 def _text_iterable(texts: object) -> Iterable[str]:
     if texts is None:
         raise TypeError("texts must be a string or an iterable of strings, got None")

@@ -276,7 +276,7 @@ def _pair_loss(weight: torch.Tensor, pairs: PairTokens, rows: np.ndarray, settin
 def check_base(model: LightEmbed) -> None:
     """Tuning learns the codebook rows directly: the base must be a plain codebook model."""
     parts = model.parts
-    if parts.projection is not None or parts.adaptor or parts.token_rows is not None:
+    if parts.transform or parts.token_rows is not None:
         raise ValueError(f"{parts.path}: tune needs a plain codebook (no projection, adaptor or shared rows)")
 
 

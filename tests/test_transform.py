@@ -1,0 +1,112 @@
+"""Standalone transform files: projection and adaptor applied to external embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import lightembed
+from lightembed import ModelFormatError, Transform, load_transform, save_transform
+
+RNG = np.random.default_rng(7)
+PW, PB = RNG.standard_normal((6, 10)).astype(np.float32), RNG.standard_normal(6).astype(np.float32)
+A0W, A0B = RNG.standard_normal((4, 6)).astype(np.float32), RNG.standard_normal(4).astype(np.float32)
+A1W, A1B = RNG.standard_normal((6, 4)).astype(np.float32), RNG.standard_normal(6).astype(np.float32)
+
+
+def full_transform(activation: str = "relu", normalize: bool = False) -> Transform:
+    return Transform((PW, PB), ((A0W, A0B), (A1W, A1B)), activation, normalize)
+
+
+def test_apply_equals_the_formula() -> None:
+    x = RNG.standard_normal((5, 10)).astype(np.float32)
+    p = x.astype(np.float64) @ PW.T + PB
+    expected = p + np.tanh(p @ A0W.T + A0B) @ A1W.T + A1B
+    out = full_transform("tanh").apply(x)
+    assert out.dtype == np.float32 and out.shape == (5, 6)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(full_transform("tanh").apply(x, dim=3), expected[:, :3], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(full_transform("tanh").apply(x[0]), expected[0], rtol=1e-5, atol=1e-5)
+
+
+def test_normalize_gives_unit_rows_and_zero_stays_zero() -> None:
+    transform = Transform((PW, np.zeros(6, np.float32)), normalize=True)
+    out = transform.apply(np.vstack([RNG.standard_normal(10), np.zeros(10)]).astype(np.float32), dim=4)
+    np.testing.assert_allclose(np.linalg.norm(out[0]), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(out[1], 0.0)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = save_transform(tmp_path / "t.safetensors", full_transform("gelu", normalize=True))
+    loaded = load_transform(path)
+    assert (loaded.activation, loaded.normalize, loaded.in_dim, loaded.out_dim) == ("gelu", True, 10, 6)
+    x = RNG.standard_normal((3, 10)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.apply(x), full_transform("gelu", normalize=True).apply(x))
+    projection_only = load_transform(save_transform(tmp_path / "p.safetensors", Transform((PW, PB))))
+    assert projection_only.adaptor == () and projection_only.out_dim == 6
+    assert lightembed.load_transform is load_transform
+
+
+@pytest.mark.parametrize(
+    ("vectors", "dim", "message"),
+    [
+        (np.ones((2, 9), np.float32), None, r"shape \[n, 10\]"),
+        (np.full((2, 10), np.nan, np.float32), None, "NaN"),
+        (np.ones((2, 10), np.float32), 7, "between 1 and 6"),
+        (np.ones((2, 10), np.float32), 0, "between 1 and 6"),
+    ],
+)
+def test_bad_vectors_and_dims(vectors: np.ndarray, dim: int | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        full_transform().apply(vectors, dim=dim)
+
+
+def test_empty_transform_is_not_saved(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        save_transform(tmp_path / "t.safetensors", Transform())
+
+
+def write_raw(path: Path, tensors: dict[str, np.ndarray], **metadata: str) -> Path:
+    meta = {"format": "lightembed-transform", "format_version": "1", "activation": "relu", "normalize": "false"}
+    meta.update(metadata)
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("tensors", "metadata", "message"),
+    [
+        ({"projection.weight": PW, "projection.bias": PB}, {"format": "other"}, "'format' must be"),
+        ({"projection.weight": PW, "projection.bias": PB}, {"format_version": "9"}, "format_version"),
+        ({"projection.weight": PW, "projection.bias": PB}, {"activation": "swish"}, "activation"),
+        ({"projection.weight": PW, "projection.bias": PB}, {"normalize": "yes"}, "normalize"),
+        ({"projection.weight": PW}, {}, r"expected the tensors"),
+        ({"projection.weight": PW, "projection.bias": PB, "extra": PB}, {}, r"expected the tensors"),
+        ({"projection.weight": PW, "projection.bias": PB[:5]}, {}, r"projection\.bias.*shape"),
+        ({"projection.weight": PW.astype(np.int32), "projection.bias": PB}, {}, "dtype"),
+        ({"projection.weight": np.full_like(PW, np.inf), "projection.bias": PB}, {}, "infinite"),
+        ({"adaptor.0.weight": A0W, "adaptor.0.bias": A0B}, {}, "last layer gives 4 dims, expected 6"),
+        (
+            {"projection.weight": PW, "projection.bias": PB, "adaptor.0.weight": A1W, "adaptor.0.bias": A1B},
+            {},
+            r"\[out, 6\]",
+        ),
+    ],
+)
+def test_invalid_files_name_the_problem(tmp_path: Path, tensors: dict, metadata: dict, message: str) -> None:
+    path = write_raw(tmp_path / "t.safetensors", tensors, **metadata)
+    with pytest.raises(ModelFormatError, match=message) as info:
+        load_transform(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_corrupt_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError, match="missing"):
+        load_transform(tmp_path / "absent.safetensors")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(ModelFormatError, match="not a valid safetensors"):
+        load_transform(broken)
