@@ -131,6 +131,12 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add the contrastive term on positive pairs from the train-allowed files of the data folder",
     )
+    p.add_argument(
+        "--pair-sources",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated pair sources for --pairs (default: all; see lightembed_train.pairs.SOURCES)",
+    )
     p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
     p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
     p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
@@ -159,7 +165,8 @@ def _run_tune(args: argparse.Namespace, command: str) -> int:
         if args.no_dev
         else [("STS-B dev", read_sts_benchmark(data, "dev")), ("SICK trial", read_sick(data, "TRIAL"))]
     )
-    pairs = training_pairs(data)[0] if args.pairs else []
+    sources = None if args.pair_sources is None else [name.strip() for name in args.pair_sources.split(",")]
+    pairs = training_pairs(data, sources)[0] if args.pairs else []
     folder = tune_model(
         args.base,
         args.corpus,
