@@ -15,8 +15,9 @@ Every mode applies the same rule to the pairs it finds and returns the same `Ded
 
 from __future__ import annotations
 
+import hashlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -152,6 +153,24 @@ def first_copies(items: Sequence[str]) -> np.ndarray:
     """For each item the index of its first identical copy (itself when it is the first)."""
     seen: dict[str, int] = {}
     return np.fromiter((seen.setdefault(text, i) for i, text in enumerate(items)), dtype=np.int64, count=len(items))
+
+
+def text_hashes(texts: Iterable[str]) -> np.ndarray:
+    """A 128-bit BLAKE2b digest of each text's UTF-8 bytes: [n, 2] uint64 (exact copies at scale, without the texts)."""
+    digests = b"".join(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts)
+    return np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2)
+
+
+def first_copies_of_hashes(hashes: np.ndarray) -> np.ndarray:
+    """For each item the index of the first item with the same hash (itself when it is the first)."""
+    n = len(hashes)
+    order = np.lexsort((np.arange(n), hashes[:, 1], hashes[:, 0]))
+    ordered = hashes[order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    first = np.empty(n, dtype=np.int64)
+    first[order] = order[np.maximum.accumulate(np.where(starts, np.arange(n), 0))]
+    return first
 
 
 def deduplicate_vectors(
