@@ -133,7 +133,7 @@ class Job:
         self.folder, self.spec, self.model = folder, spec, model
         self.chunk_rows, self.progress = chunk_rows, progress
         self.chunks = folder / "chunks"
-        self.chunks.mkdir(exist_ok=True)
+        self.chunks.mkdir(parents=True, exist_ok=True)
         self._check_identity()
 
     # ----------------------------------------------------------------- identity
