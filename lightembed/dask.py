@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -167,7 +168,7 @@ def deduplicate(
     first = first_copies_of_hashes(np.concatenate([np.zeros((0, 2), np.uint64), *hashes]))
     is_first = first == np.arange(len(first))
     offsets = np.cumsum([0, *(len(h) for h in hashes)])
-    local_rows = [np.flatnonzero(is_first[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    local_rows = [np.flatnonzero(is_first[a:b]) for a, b in pairwise(offsets.tolist())]
     row_starts = np.cumsum([0, *(len(rows) for rows in local_rows)])  # distinct row id of each partition's first
     n = int(row_starts[-1])
     if n < 2:
@@ -175,7 +176,9 @@ def deduplicate(
 
     n_clusters = clusters or default_clusters(n)
     sample = sample_rows(n, sample_size(n_clusters), seed)
-    taken = dask.compute(*[dask.delayed(_take)(e, pick) for e, pick in zip(embedded, _split(sample, row_starts, local_rows))])
+    taken = dask.compute(
+        *[dask.delayed(_take)(e, pick) for e, pick in zip(embedded, _split(sample, row_starts, local_rows))]
+    )
     partitioning = fit_partitioning(float_rows(np.concatenate(taken), bits), n_clusters, seed)
     shared = dask.delayed(partitioning, traverse=False)
     nearest = dask.compute(
@@ -187,9 +190,7 @@ def deduplicate(
     group_ranges = cluster_groups(plan, groups or max(2, len(embedded)))
     needed = [_needed_rows(plan, g) for g in group_ranges]
     picks = [_split(rows, row_starts, local_rows) for rows in needed]  # [group][partition]
-    pieces = [
-        dask.delayed(_pieces, nout=len(needed))(e, [pick[p] for pick in picks]) for p, e in enumerate(embedded)
-    ]
+    pieces = [dask.delayed(_pieces, nout=len(needed))(e, [pick[p] for pick in picks]) for p, e in enumerate(embedded)]
     for k, group in enumerate(group_ranges):
         sub = dask.delayed(_sub_plan(plan, group), traverse=False)
         searches.append(

@@ -14,9 +14,9 @@ pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
 pd = pytest.importorskip("pandas")
-import dask.bag as db  # noqa: E402
+import dask.bag as db
 
-import lightembed.dask as led  # noqa: E402
+import lightembed.dask as led
 
 
 @pytest.fixture(scope="module")
