@@ -125,14 +125,12 @@ class SearchOptions:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown dedup mode {self.mode!r} (expected one of {', '.join(MODES)})")
-        for name in ("probes", "neighbours"):
+        for name in ("clusters", "probes", "neighbours"):
             value = getattr(self, name)
+            if value is None and name == "clusters":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.clusters is not None and (
-            isinstance(self.clusters, bool) or not isinstance(self.clusters, (int, np.integer)) or self.clusters < 1
-        ):
-            raise ValueError(f"clusters must be a positive integer, got {self.clusters!r}")
 
     def resolved(self, n: int) -> str:
         """The mode to run for `n` distinct items (`auto`: exact up to EXACT_LIMIT)."""
