@@ -59,6 +59,7 @@ from .partition import (
     sample_size,
     search_clusters,
 )
+from .scoring import unit_rows
 
 try:
     import dask
@@ -129,8 +130,11 @@ def _embed_part(part: Any, spec: ModelSpec) -> np.ndarray:
 
 
 def _embed_and_hash(part: Any, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes and rows to compare (unit rows, or codes) of one partition."""
     texts = _texts(part)
-    return text_hashes(texts), spec.load().embed(texts)
+    model = spec.load()
+    vectors = model.embed(texts)
+    return text_hashes(texts), vectors if model.binary else unit_rows(vectors)
 
 
 # --------------------------------------------------------------------- embedding

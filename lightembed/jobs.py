@@ -59,6 +59,7 @@ from .partition import (
     sample_size,
     search_clusters,
 )
+from .scoring import unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class Job:
         if count_file.exists():
             return int(json.loads(count_file.read_text(encoding="utf-8"))["items"])
         done = self._done_chunks()
-        count = done * self.chunk_rows
+        count = sum(len(np.load(self._chunk("hashes", k), mmap_mode="r")) for k in range(done))
         with (
             textio.open_input(self.spec) as source,
             tqdm(initial=count, unit="text", desc="embedding", disable=not self.progress, file=sys.stderr) as bar,
@@ -261,7 +262,7 @@ class Job:
         save_json(path, settings)
 
     def _distinct_vectors(self, first: np.ndarray) -> np.ndarray:
-        """The vectors of the distinct items as one memory-mapped file (written once)."""
+        """The vectors (unit rows) or codes of the distinct items as one memory-mapped file (written once)."""
         path = self.folder / "vectors.npy"
         if not path.exists():
             is_first = first == np.arange(len(first))
@@ -271,7 +272,8 @@ class Job:
                 row = start = 0
                 for chunk in self.vector_chunks():
                     keep = is_first[start : start + len(chunk)]
-                    out[row : row + int(keep.sum())] = chunk[keep]
+                    rows = chunk[keep]
+                    out[row : row + int(keep.sum())] = rows if self.model.binary else unit_rows(rows)
                     row += int(keep.sum())
                     start += len(chunk)
                 out.flush()

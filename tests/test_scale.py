@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny import WORDS
+from tiny import WORDS, write_tiny_model
 
 import lightembed
 from lightembed import jobs, parquetio, textio
@@ -362,3 +362,30 @@ def test_parquet_without_pyarrow_says_how_to_install(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
     with pytest.raises(parquetio.ParquetError, match=r"pip install 'lightembed\[parquet\]'"):
         list(parquetio.read_texts(tmp_path / "x.parquet", "text"))
+
+
+def test_a_run_killed_after_its_last_short_chunk_resumes(
+    corpus_file: Path, tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = lightembed.load(tiny_dir)
+    spec = textio.InputSpec(str(corpus_file))
+    real = jobs.save_json
+
+    def dying(path: Path, value: object) -> None:
+        if path.name == "count.json":
+            raise Killed
+        real(path, value)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "save_json", dying)
+        with pytest.raises(Killed):
+            jobs.Job(tmp_path / "w", spec, model, chunk_rows=128).embed()
+    assert jobs.Job(tmp_path / "w", spec, model, chunk_rows=128).embed() == 900  # 7 full chunks and one of 4
+
+
+def test_a_job_compares_unit_rows_of_a_model_that_does_not_normalise(corpus_file: Path, tmp_path: Path) -> None:
+    model = lightembed.load(write_tiny_model(tmp_path / "raw", normalize=False))
+    job = jobs.Job(tmp_path / "w", textio.InputSpec(str(corpus_file)), model, chunk_rows=300)
+    result = job.deduplicate(0.9, SearchOptions(mode="partitioned", clusters=3, probes=3))
+    texts = corpus_file.read_text().splitlines()
+    assert same_result(result, model.deduplicate(texts, 0.9, mode="partitioned", clusters=3, probes=3))
