@@ -377,6 +377,8 @@ def plot(payload: dict[str, Any], out: Path) -> None:
         left.plot(sizes, [r["seconds"] for r in rows if r["mode"] == mode], style, label=mode)
         right.plot(sizes, [r["peak_rss_mb"] for r in rows if r["mode"] == mode], style, label=mode)
     sizes = sorted({r["size"] for r in rows})
+    first = next(r for r in rows if r["mode"] == "partitioned")
+    left.plot(sizes, [first["seconds"] * s / first["size"] for s in sizes], ":", color="gray", label="linear")
     right.plot(sizes, [r["vectors_mb"] for r in rows if r["mode"] == "partitioned"], ":", label="the vectors alone")
     for axis, label in ((left, "dedup seconds (vectors given)"), (right, "peak RSS, MiB")):
         axis.set_xscale("log")
