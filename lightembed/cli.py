@@ -183,10 +183,12 @@ def _input_options() -> _Parser:
     group.add_argument(
         "--format",
         choices=textio.FORMATS,
-        help="input format (default: from the suffix: .jsonl/.ndjson, .csv, else text)",
+        help="input format (default: from the suffix: .jsonl/.ndjson, .csv, .parquet, else text)",
     )
     group.add_argument("--field", metavar="NAME", help=f"JSON field holding the text (default: {textio.DEFAULT_KEY})")
-    group.add_argument("--column", metavar="NAME", help=f"CSV column holding the text (default: {textio.DEFAULT_KEY})")
+    group.add_argument(
+        "--column", metavar="NAME", help=f"CSV or Parquet column holding the text (default: {textio.DEFAULT_KEY})"
+    )
     return parent
 
 
