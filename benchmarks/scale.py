@@ -12,6 +12,8 @@ Parts (`--parts`, all by default):
   vectors of the default model (embedded once per size and cached), for the exact mode up to
   `--exact-max` texts and the partitioned mode at every size: seconds, peak RSS (VmHWM, which
   counts the vectors themselves), removals, planted recall, and where both ran, the agreement.
+- `probes`: at the first size, the partitioned search with 2, 4, 6 and 8 probes against the exact
+  mode: seconds and planted recall.
 - `e2e`: `lightembed dedup corpus.txt -o kept.txt --work-dir W` at `--e2e-size` (read, embed,
   dedup, write): wall seconds and the command's peak RSS.
 - `resume`: the same command killed (SIGKILL) once midway through embedding and once midway
@@ -54,7 +56,7 @@ from make_scale_corpus import ensure_corpus
 
 SCRIPT = Path(__file__).resolve()
 OUT = common.RESULTS_DIR / "scale.json"
-PARTS = ("search", "e2e", "resume", "semhash", "dask")
+PARTS = ("search", "probes", "e2e", "resume", "semhash", "dask")
 THRESHOLD = 0.9
 
 
@@ -112,17 +114,19 @@ def work_embed(texts_path: str, out: str) -> dict[str, Any]:
     return {"embed_s": seconds, "texts": len(texts)}
 
 
-def work_search(vectors_path: str, mode: str, result_path: str) -> dict[str, Any]:
+def work_search(vectors_path: str, mode: str, result_path: str, probes: str = "0") -> dict[str, Any]:
     from lightembed.dedup import SearchOptions, deduplicate_vectors
 
     vectors = np.load(vectors_path)
+    options = SearchOptions(mode=mode, probes=int(probes)) if int(probes) else SearchOptions(mode=mode)
     rss_before = common.peak_rss_mb()
     start = time.perf_counter()
-    result = deduplicate_vectors(vectors, THRESHOLD, search=SearchOptions(mode=mode))
+    result = deduplicate_vectors(vectors, THRESHOLD, search=options)
     seconds = time.perf_counter() - start
     np.save(result_path, result.removed)
     return {
         "mode": result.mode,
+        "probes": options.probes,
         "seconds": seconds,
         "peak_rss_mb": common.peak_rss_mb(),
         "rss_with_vectors_mb": rss_before,
@@ -233,6 +237,24 @@ def part_search(args: argparse.Namespace) -> dict[str, Any]:
             }
         vpath.unlink(missing_ok=True)
         rows[-1]["corpus"] = meta
+    return {"rows": rows}
+
+
+def part_probes(args: argparse.Namespace) -> dict[str, Any]:
+    """Planted recall and time of the partitioned search against its probes, at the first size, with exact as reference."""
+    size = args.sizes[0]
+    path, pairs, _ = corpus(args.cache, size)
+    vpath = vectors_file(args.cache, size)
+    run_worker(["--worker", "embed", str(path), str(vpath)], args.blas_threads)
+    rows = []
+    for mode, probes in [("exact", 0)] + [("partitioned", p) for p in (2, 4, 6, 8)]:
+        common.wait_for_quiet(args.max_busy, args.quiet_timeout)
+        out = args.cache / f"removed-probes-{size}-{mode}-{probes}.npy"
+        info = run_worker(["--worker", "search", str(vpath), mode, str(out), str(probes)], args.blas_threads)
+        info.update(size=size, planted_recall=planted_recall(np.load(out), pairs, size))
+        rows.append(info)
+        print(f"probes {mode} {probes}: {info['seconds']:.1f} s, recall {info['planted_recall']:.4f}", file=sys.stderr)
+    vpath.unlink(missing_ok=True)
     return {"rows": rows}
 
 
@@ -423,7 +445,14 @@ def main(argv: list[str] | None = None) -> int:
         plot(payload, args.out.with_suffix(".png"))
         return 0
     args.cache.mkdir(parents=True, exist_ok=True)
-    run = {"search": part_search, "e2e": part_e2e, "resume": part_resume, "semhash": part_semhash, "dask": part_dask}
+    run = {
+        "search": part_search,
+        "probes": part_probes,
+        "e2e": part_e2e,
+        "resume": part_resume,
+        "semhash": part_semhash,
+        "dask": part_dask,
+    }
     for part in args.parts:
         started = time.perf_counter()
         payload[part] = run[part](args)
