@@ -94,6 +94,12 @@ def run_worker(args: list[str], blas_threads: int | None) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU seconds (of this process, or of its waited-for children)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -120,14 +126,15 @@ def work_search(vectors_path: str, mode: str, result_path: str, probes: str = "0
     vectors = np.load(vectors_path)
     options = SearchOptions(mode=mode, probes=int(probes)) if int(probes) else SearchOptions(mode=mode)
     rss_before = common.peak_rss_mb()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = deduplicate_vectors(vectors, THRESHOLD, search=options)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     np.save(result_path, result.removed)
     return {
         "mode": result.mode,
         "probes": options.probes,
         "seconds": seconds,
+        "cpu_s": cpu,
         "peak_rss_mb": common.peak_rss_mb(),
         "rss_with_vectors_mb": rss_before,
         "vectors_mb": vectors.nbytes / 2**20,
@@ -174,6 +181,7 @@ def work_cli(args: list[str]) -> dict[str, Any]:
         raise RuntimeError(proc.stderr[-3000:])
     return {
         "seconds": seconds,
+        "cpu_s": cpu_seconds(resource.RUSAGE_CHILDREN),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "summary": proc.stderr.strip().splitlines()[-1],
     }
