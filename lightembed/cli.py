@@ -416,7 +416,7 @@ def run_dedup(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     with jobs.work_folder(args.work_dir) as folder:
         if spec.is_stdin:
-            spec = replace(spec, path=str(jobs.spool_stdin(folder)))
+            spec = replace(spec, path=str(jobs.spool_stdin(folder)), label="<stdin>")
         job = jobs.Job(folder, spec, model, chunk_rows=args.chunk_size, progress=_progress(args))
         result = job.deduplicate(args.threshold, search)
         jobs.write_kept(spec, result, args.output, args.report)

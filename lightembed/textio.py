@@ -59,6 +59,7 @@ class InputSpec:
     format: str | None = None
     field: str | None = None
     column: str | None = None
+    label: str | None = None  # the name errors use instead of the path (stdin spooled to a file)
 
     @property
     def is_stdin(self) -> bool:
@@ -67,7 +68,7 @@ class InputSpec:
     @property
     def name(self) -> str:
         """The name used in error messages."""
-        return "<stdin>" if self.is_stdin else str(self.path)
+        return self.label or ("<stdin>" if self.is_stdin else str(self.path))
 
 
 def guess_format(path: str | None) -> str:

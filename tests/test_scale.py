@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import io
 import json
 from pathlib import Path
 
@@ -389,3 +390,11 @@ def test_a_job_compares_unit_rows_of_a_model_that_does_not_normalise(corpus_file
     result = job.deduplicate(0.9, SearchOptions(mode="partitioned", clusters=3, probes=3))
     texts = corpus_file.read_text().splitlines()
     assert same_result(result, model.deduplicate(texts, 0.9, mode="partitioned", clusters=3, probes=3))
+
+
+def test_dedup_of_stdin_names_stdin_in_errors(
+    tiny_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b'{"text": "a"}\n{bad\n')))
+    assert main(["dedup", "--format", "jsonl", "--model", str(tiny_dir)]) == 2
+    assert "<stdin>:2: not valid JSON" in capsys.readouterr().err
