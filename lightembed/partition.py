@@ -25,7 +25,7 @@ from .binary import unpack_signs
 from .cluster import spherical_kmeans
 from .scoring import blocks, is_codes, similarity_matrix, unit_rows
 
-DEFAULT_PROBES = 4
+DEFAULT_PROBES = 6
 DEFAULT_CLUSTER_SIZE = 256  # items per fine cluster on average
 SAMPLE_PER_CLUSTER = 24  # sample items per fine centroid for the k-means fit
 KMEANS_ITERATIONS = 10
