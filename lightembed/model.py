@@ -16,8 +16,9 @@ from tqdm.auto import tqdm
 
 from .binary import pack_signs, unpack_signs
 from .cluster import ClusterResult, spherical_kmeans
-from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, check_threshold, deduplicate_vectors, first_copies
+from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, check_threshold, deduplicate_vectors, first_copies
 from .folder import ModelParts, read_model
+from .partition import DEFAULT_PROBES
 from .pooling import mean_pool
 from .rerank import maxsim_scores
 from .resolve import resolve_model
@@ -255,14 +256,35 @@ class LightEmbed:
         return SimilarityKey(self, query, candidates)
 
     # ----------------------------------------------------------------- collections
-    def deduplicate(self, items: Items, threshold: float = 0.9, *, progress: bool = False) -> DedupResult:
-        """Remove exact copies, then items at least `threshold` similar to an earlier *kept* item."""
+    def deduplicate(
+        self,
+        items: Items,
+        threshold: float = 0.9,
+        *,
+        progress: bool = False,
+        mode: str = "auto",
+        clusters: int | None = None,
+        probes: int = DEFAULT_PROBES,
+        seed: int = 0,
+    ) -> DedupResult:
+        """Remove exact copies, then items at least `threshold` similar to an earlier *kept* item.
+
+        `mode`: "exact" compares all pairs; "partitioned" compares pairs inside k-means clusters
+        (`clusters`, default about one per 256 items) and each item's `probes` nearest clusters;
+        "ann" uses a usearch index (extra `[ann]`); "auto" is exact up to 50,000 distinct items.
+        """
         threshold = check_threshold(threshold)
+        search = SearchOptions(mode=mode, clusters=clusters, probes=probes, seed=seed)
         texts = _texts_or_none(items)
         if texts is None:
             vectors = self.vectors(items)
             return deduplicate_vectors(
-                vectors, threshold, bits=self._bits_for(vectors), block_size=self.block_size, progress=progress
+                vectors,
+                threshold,
+                bits=self._bits_for(vectors),
+                block_size=self.block_size,
+                progress=progress,
+                search=search,
             )
         first = first_copies(texts)
         distinct = np.flatnonzero(first == np.arange(len(texts)))
@@ -276,6 +298,7 @@ class LightEmbed:
             items=texts,
             first_copy=first,
             progress=progress,
+            search=search,
         )
 
     def cluster(
