@@ -135,7 +135,8 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
         "--pair-sources",
         default=None,
         metavar="NAMES",
-        help="comma-separated pair sources for --pairs (default: all; see lightembed_train.pairs.SOURCES)",
+        help="comma-separated pair sources for --pairs (default: all but the TREC and Banking77 label pairs; "
+        "see lightembed_train.pairs.SOURCES)",
     )
     p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
     p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")

@@ -41,4 +41,4 @@ def test_label_sources_never_use_the_dev_holdout(data_dir: Path) -> None:
     fine = dict(zip(fine_types.texts, fine_types.labels))
     trec_pairs = pairs[: counts["TREC train"]]
     assert all(fine[a] == fine[b] for a, b in trec_pairs)
-    assert len(SOURCES) == 10
+    assert len(SOURCES) == 10 and len(training_pairs(data_dir)[1]) == 8  # label pairs are opt-in
