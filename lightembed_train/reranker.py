@@ -9,6 +9,8 @@ Loss per (query, positive, negative) triple, with the teacher's cosines t and th
 Margin-MSE `((s+ - s-) - (t+ - t-))^2`, plus `kl_weight` times the KL divergence between the
 teacher's and the student's two-way softmax at `temperature`, plus `label_weight` times the
 pairwise logistic loss `softplus(-(s+ - s-) / temperature)` on the labels themselves.
+With `pooled`, the output layer starts as the pooled cosine (weight 1, the other weights scaled
+by 0.1), so training starts near the first stage's ranking and learns a token-level correction.
 After every epoch the scorer is exported and run by the numpy runtime on the dev rankings; the
 epoch with the best mean dev score is kept, and training stops after `patience` epochs without a
 better one.
@@ -110,6 +112,12 @@ class LiteModule(nn.Module):
         self.row = _mlp([s.doc_length, s.row_hidden, s.row_width], s.activation)
         self.column = _mlp([s.query_length, s.column_hidden, s.column_width], s.activation)
         self.output = nn.Linear(s.row_width * s.column_width + int(s.pooled), 1)
+        if s.pooled:
+            # Start from the pooled cosine itself; the token-level features begin as a small correction.
+            with torch.no_grad():
+                self.output.weight.mul_(0.1)
+                self.output.weight[0, -1] = 1.0
+                self.output.bias.zero_()
 
     @property
     def pad(self) -> int:
