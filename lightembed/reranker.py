@@ -165,11 +165,13 @@ def pooled_cosines(codebook: np.ndarray, query_ids: np.ndarray, flat: np.ndarray
 
 def _mlp(x: np.ndarray, layers: tuple[Layer, ...], act) -> np.ndarray:
     """Layers applied to the last axis, the activation between them (not after the last)."""
+    shape = x.shape[:-1]
+    x = np.ascontiguousarray(x).reshape(-1, x.shape[-1])  # 2-D products: numpy's fast path
     for i, (weight, bias) in enumerate(layers):
         x = x @ weight.T + bias
         if i < len(layers) - 1:
             x = act(x)
-    return x
+    return x.reshape(*shape, -1)
 
 
 def pad_ids(ids: np.ndarray, length: int, pad: int) -> np.ndarray:
