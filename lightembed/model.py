@@ -168,7 +168,7 @@ class LightEmbed:
         return unit_rows(pooled) if self.config.normalize else pooled
 
     def token_vectors(self, text: str) -> np.ndarray:
-        """Unit vectors of each token of `text` (what `rerank` compares), [tokens, dim]."""
+        """Unit vectors of each token of `text` (what MaxSim reranking compares), [tokens, dim]."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         flat, _ = self.tokens.encode([text])
