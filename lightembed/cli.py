@@ -118,9 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("filter", "Items at least THRESHOLD similar to the query, in input order.", run_filter, reads=True)
     _add_query(p)
     p.add_argument("--threshold", type=_threshold, default=0.5, help="in [-1, 1] (default: 0.5)")
-    p = command("rerank", "Re-score items against the query with token-level MaxSim.", run_rerank, reads=True)
+    p = command(
+        "rerank",
+        "Re-score items against the query over token vectors: the model's learned scorer, else MaxSim.",
+        run_rerank,
+        reads=True,
+    )
     _add_query(p)
     p.add_argument("-k", type=_positive_int, help="keep the best k (default: all)")
+    p.add_argument(
+        "--method",
+        choices=("auto", "learned", "maxsim"),
+        default="auto",
+        help="learned scorer (reranker.safetensors), MaxSim, or auto: learned when the model has one",
+    )
 
     p = command("dedup", "Remove exact and near duplicates, keeping the first of each group.", run_dedup, reads=True)
     _add_input(p)
@@ -397,9 +408,9 @@ def run_filter(args: argparse.Namespace) -> None:
 
 
 def run_rerank(args: argparse.Namespace) -> None:
-    """Items re-scored with MaxSim over token vectors, best first."""
+    """Items re-scored over token vectors (learned scorer or MaxSim), best first."""
     model, texts = _load(args), textio.read_texts(_spec(args))
-    _write_hits(args, model.rerank(args.query, texts, args.k), texts)
+    _write_hits(args, model.rerank(args.query, texts, args.k, method=args.method), texts)
 
 
 def run_dedup(args: argparse.Namespace) -> None:
