@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 import lightembed
 from lightembed import LightEmbed, ModelConfig, write_model
-from lightembed.scoring import unit_rows
 from lightembed.parallel import ordered_map
+from lightembed.scoring import unit_rows
 from lightembed.tokenize import TokenBatcher
 
 from .datasets import ScoredPairs

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import WORDS, write_tiny_model
 
 import lightembed
 from lightembed.parallel import ordered_map, worker_count
-from tiny import WORDS, write_tiny_model
 
 
 def test_ordered_map_keeps_input_order_whatever_finishes_first() -> None:
