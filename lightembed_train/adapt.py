@@ -44,6 +44,7 @@ from .evaluation.retrieval import ndcg_at_k, top_k
 logger = logging.getLogger(__name__)
 
 RECALL_K = 10  # neighbours compared by `neighbour_recall`
+ROTATIONS = ("learned", "energy", "none")
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,12 @@ class AdaptSettings:
 
     dims: tuple[int, ...] = (16, 32, 64, 128)
     hidden: int | None = None  # hidden width of the MLP (None: the embedding width)
-    layers: int = 2
+    layers: int = 2  # linear layers of the MLP (0: the learned rotation alone)
     activation: str = "relu"
-    rotation: bool = True  # start from the uncentred PCA rotation of the corpus
+    rotation: str = "learned"  # "learned": from the energy rotation, trained; "energy": fixed; "none"
     epochs: int = 40  # unsupervised stage (0: skip it)
     batch_size: int = 64  # anchor rows per unsupervised step
+    epoch_rows: int | None = None  # anchors drawn per unsupervised epoch (None: every row once)
     learning_rate: float = 1e-3
     neighbours: int = 10  # nearest rows of each row (full original cosine)
     neighbour_samples: int = 3  # of them drawn into the batch per anchor and step
@@ -86,12 +88,18 @@ class AdaptSettings:
         """Raise ValueError naming the first setting out of range."""
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        positive = ("layers", "batch_size", "neighbours", "neighbour_samples", "query_batch_size", "patience")
+        if self.rotation not in ROTATIONS:
+            raise ValueError(f"rotation must be one of {ROTATIONS}, got {self.rotation!r}")
+        positive = ("batch_size", "neighbours", "neighbour_samples", "query_batch_size", "patience")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.layers < 2:
-            raise ValueError(f"layers must be at least 2 (a hidden layer), got {self.layers}")
+        if self.layers == 1 or self.layers < 0:
+            raise ValueError(f"layers must be 0 (the rotation alone) or at least 2, got {self.layers}")
+        if self.layers == 0 and self.rotation != "learned":
+            raise ValueError("layers=0 leaves nothing to train unless rotation='learned'")
+        if self.epoch_rows is not None and self.epoch_rows < 1:
+            raise ValueError(f"epoch_rows must be at least 1, got {self.epoch_rows}")
         if self.hidden is not None and self.hidden < 1:
             raise ValueError(f"hidden must be at least 1, got {self.hidden}")
         for name in ("epochs", "supervised_epochs", "hard_negatives", "random_negatives", "full_width_tolerance"):
@@ -115,10 +123,21 @@ _TORCH_ACTIVATIONS: dict[str, Callable[[], torch.nn.Module]] = {
 
 
 class MatryoshkaAdaptor(torch.nn.Module):
-    """`x = R e` (R fixed, optional), then `x + f(x)` with `f` an MLP whose last layer starts at zero."""
+    """`x = Q e` with Q orthogonal (optional), then `x + f(x)` with `f` an MLP whose last layer starts at zero.
+
+    Q is the fixed `rotation` it starts from, times `expm(S - S^T)` with S a learned upper-triangular
+    matrix (zero at the start) when `learn_rotation` is set: a learned rotation, orthogonal by
+    construction, so it reorders what each prefix holds and leaves every full-width cosine as it was.
+    """
 
     def __init__(
-        self, width: int, hidden: int, layers: int = 2, activation: str = "relu", rotation: np.ndarray | None = None
+        self,
+        width: int,
+        hidden: int,
+        layers: int = 2,
+        activation: str = "relu",
+        rotation: np.ndarray | None = None,
+        learn_rotation: bool = False,
     ) -> None:
         super().__init__()
         if activation not in _TORCH_ACTIVATIONS:
@@ -130,29 +149,44 @@ class MatryoshkaAdaptor(torch.nn.Module):
             modules.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
             if i < layers - 1:
                 modules.append(_TORCH_ACTIVATIONS[activation]())
-        self.mlp = torch.nn.Sequential(*modules)
-        last = self.mlp[-1]
-        torch.nn.init.zeros_(last.weight)
-        torch.nn.init.zeros_(last.bias)
+        self.mlp = torch.nn.Sequential(*modules)  # empty for layers=0: the rotation alone
+        if layers:
+            torch.nn.init.zeros_(self.mlp[-1].weight)
+            torch.nn.init.zeros_(self.mlp[-1].bias)
+        if rotation is None and learn_rotation:
+            rotation = np.eye(width, dtype=np.float32)
         if rotation is not None and rotation.shape != (width, width):
             raise ValueError(f"rotation must be [{width}, {width}], got {rotation.shape}")
         self.register_buffer("rotation", None if rotation is None else torch.as_tensor(rotation, dtype=torch.float32))
+        self.skew = torch.nn.Parameter(torch.zeros(width, width)) if learn_rotation else None
+
+    def rotation_matrix(self) -> torch.Tensor | None:
+        """Q: the start rotation, turned by the learned one (None without a rotation)."""
+        if self.skew is None:
+            return self.rotation
+        upper = torch.triu(self.skew, diagonal=1)
+        return torch.linalg.matrix_exp(upper - upper.T) @ self.rotation
 
     def base(self, e: torch.Tensor) -> torch.Tensor:
-        """The input after the fixed rotation (what the residual adds to)."""
-        return e if self.rotation is None else e @ self.rotation.T
+        """The input after the rotation (what the residual adds to)."""
+        rotation = self.rotation_matrix()
+        return e if rotation is None else e @ rotation.T
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """`x + f(x)` for rotated rows x."""
+        return x + self.mlp(x) if len(self.mlp) else x
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
-        x = self.base(e)
-        return x + self.mlp(x)
+        return self.residual(self.base(e))
 
     def to_transform(self, normalize: bool = False) -> Transform:
-        """The same computation as a numpy `lightembed.Transform`."""
+        """The same computation as a numpy `lightembed.Transform` (the rotation is its projection)."""
         linears = [m for m in self.mlp if isinstance(m, torch.nn.Linear)]
         layers = tuple((_array(m.weight), _array(m.bias)) for m in linears)
+        rotation = self.rotation_matrix()
         projection = None
-        if self.rotation is not None:
-            projection = (_array(self.rotation), np.zeros(self.rotation.shape[0], dtype=np.float32))
+        if rotation is not None:
+            projection = (_array(rotation), np.zeros(rotation.shape[0], dtype=np.float32))
         return Transform(projection, layers, self.activation, normalize)
 
 
@@ -468,10 +502,17 @@ def train_adaptor(
     width = data.corpus.shape[1]
     dims = settings.prefix_sizes(width)
     device = torch.device(device) if device is not None else _default_device()
-    rotation = energy_rotation(data.unsupervised) if settings.rotation else None
+    rotation = energy_rotation(data.unsupervised) if settings.rotation != "none" else None
     with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the global generator alone
         torch.manual_seed(settings.seed)
-        adaptor = MatryoshkaAdaptor(width, settings.hidden or width, settings.layers, settings.activation, rotation)
+        adaptor = MatryoshkaAdaptor(
+            width,
+            settings.hidden or width,
+            settings.layers,
+            settings.activation,
+            rotation,
+            learn_rotation=settings.rotation == "learned",
+        )
     adaptor.to(device)
     scorer = Scorer(data, dims)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -568,7 +609,7 @@ class _UnsupervisedTerms:
         rows = torch.cat([anchors, torch.gather(self.neighbours[anchors], 1, picks).reshape(-1)])
         original = self.vectors[rows]
         base = adaptor.base(original)
-        adapted = base + adaptor.mlp(base)
+        adapted = adaptor.residual(base)
         loss = s.pair_weight * pair_similarity_loss(original, adapted, self.dims)
         if s.distill_weight:
             loss = loss + s.distill_weight * similarity_distillation_loss(
@@ -586,7 +627,8 @@ class _UnsupervisedTerms:
         return loss + s.reconstruction_weight * reconstruction_loss(base, adapted)
 
     def epoch_batches(self, adaptor: MatryoshkaAdaptor, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        order = torch.randperm(len(self.vectors), generator=generator).to(self.vectors.device)
+        order = torch.randperm(len(self.vectors), generator=generator)[: self.settings.epoch_rows]
+        order = order.to(self.vectors.device)
         for start in range(0, len(order), self.settings.batch_size):
             yield self.loss(adaptor, order[start : start + self.settings.batch_size], generator)
 

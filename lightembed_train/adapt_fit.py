@@ -246,7 +246,7 @@ def write_adapted_model(
     config = dataclasses.replace(
         model.config,
         projection=transform.projection is not None,
-        adaptor=AdaptorConfig(layers=len(transform.adaptor), activation=transform.activation),
+        adaptor=AdaptorConfig(len(transform.adaptor), transform.activation) if transform.adaptor else None,
         matryoshka_dims=result.dims,
         provenance=provenance,
         metrics={},

@@ -205,7 +205,12 @@ def add_adapt(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dims", default="16,32,64,128", help="prefix sizes to train; the full width is added")
     p.add_argument("--hidden", type=int, default=None, help="hidden width of the MLP (default: the embedding width)")
     p.add_argument("--activation", choices=("relu", "gelu", "tanh"), default="relu", help="MLP activation")
-    p.add_argument("--no-rotation", action="store_true", help="no energy-ordering rotation before the MLP")
+    p.add_argument(
+        "--rotation",
+        choices=("learned", "energy", "none"),
+        default="learned",
+        help="the rotation before the MLP: learned from the energy order (default), that order fixed, or none",
+    )
     p.add_argument("--epochs", type=int, default=None, help="unsupervised epochs at most (default 40)")
     p.add_argument("--supervised-epochs", type=int, default=None, help="supervised epochs at most (default 40)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
@@ -237,7 +242,7 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
     settings = AdaptSettings(
         dims=_int_list(args.dims),
         activation=args.activation,
-        rotation=not args.no_rotation,
+        rotation=args.rotation,
         seed=args.seed,
         **{k: v for k, v in given.items() if v is not None},
     )
