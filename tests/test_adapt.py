@@ -30,6 +30,7 @@ from lightembed_train.adapt import (
     pair_similarity_loss,
     ranking_loss,
     reconstruction_loss,
+    similarity_distillation_loss,
     relevance_lists,
     retrieval_ndcg,
     train_adaptor,
@@ -80,6 +81,19 @@ def test_neighbour_similarity_loss_known_value() -> None:
     adapted, adapted_neighbours = t([[1, 0, 0]]), t([[[0, 1, 0], [0, 1, 0]]])  # full cosines 0 and 0
     loss = neighbour_similarity_loss(original, neighbours, adapted, adapted_neighbours, (3,))
     assert loss.item() == pytest.approx(0.5)  # (|0 - 1| + |0 - 0|) / 2
+
+
+def test_similarity_distillation_loss_known_value() -> None:
+    original = t([[1, 0], [0, 1], [1, 1]])
+    assert similarity_distillation_loss(original, original, (2,), 0.5).item() == pytest.approx(0.0, abs=1e-6)
+    # prefix 1 of `adapted`: rows 1, 0, 1 -> cosines 1 between rows 0 and 2, else 0 (the zero row)
+    adapted = t([[1, 0], [0, 1], [1, 1]])
+    c = 1 / math.sqrt(2)
+    p = torch.softmax(t([[0, c], [0, c], [c, c]]) / 0.5, dim=1).numpy()  # full cosines to the two other rows
+    q = torch.softmax(t([[0, 1], [0, 0], [1, 0]]) / 0.5, dim=1).numpy()  # prefix-1 cosines to the two other rows
+    expected = float((p * np.log(p / q)).sum(axis=1).mean())
+    loss = similarity_distillation_loss(original, adapted, (1,), 0.5)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_reconstruction_loss_known_value() -> None:
@@ -144,21 +158,33 @@ def test_unsupervised_adaptor_restores_what_truncation_loses() -> None:
     assert stages[0].best_epoch == FAST.epochs  # no dev score: the last epoch is kept
 
 
-def test_supervised_stage_learns_relevance_that_the_corpus_does_not_show() -> None:
-    """Queries match their document only in 4 quiet columns; 12 loud random columns hide it.
+def sphere(rng: np.random.Generator, n: int, width: int, radius: float) -> np.ndarray:
+    """n random points on the sphere of `radius` in `width` dims."""
+    x = rng.standard_normal((n, width))
+    return radius * x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    Plain truncation to 4 columns sees only loud noise; the ranking loss must bring the quiet
-    columns to the front (and the unsupervised stage is off, so nothing else can).
+
+def test_supervised_stage_learns_relevance_that_the_corpus_does_not_show() -> None:
+    """Documents carry 12 loud columns and 4 quiet ones; each query matches its document in the quiet ones only.
+
+    The full width ranks well, but the loudest columns say nothing about the queries, so plain
+    truncation (in any energy order) to 4 columns fails. The unsupervised terms are off (they keep
+    the corpus cosines, which live in the loud columns): only the ranking loss can bring the quiet
+    columns to the front.
     """
     rng = np.random.default_rng(1)
-    docs = np.hstack([rng.standard_normal((300, 12)) * 3, rng.standard_normal((300, 4))]).astype(np.float32)
-    queries = np.hstack([rng.standard_normal((300, 12)) * 3, docs[:, 12:] + rng.standard_normal((300, 4)) * 0.1])
+    docs = np.hstack([sphere(rng, 300, 12, 6.0), sphere(rng, 300, 4, 2.0)]).astype(np.float32)
+    queries = np.hstack([rng.normal(0, 0.05, (300, 12)), docs[:, 12:] + rng.normal(0, 0.05, (300, 4))])
     relevance = np.stack([np.arange(300), np.arange(300)], axis=1)
-    settings = dataclasses.replace(FAST, epochs=0, supervised_epochs=12, query_batch_size=8)
+    settings = dataclasses.replace(
+        FAST, epochs=0, supervised_epochs=12, query_batch_size=8, hidden=64, unsupervised_weight=0
+    )
     result = fit_adaptor(docs, queries.astype(np.float32), relevance, settings=settings, device="cpu", progress=False)
     assert result.counts["dev_queries"] == 60 and result.counts["train_queries"] == 240
-    assert result.truncation[4] < 5 and result.scores[4] > result.truncation[4] + 10
+    assert result.truncation[16] > 50 and result.truncation[4] < 5
+    assert result.scores[4] > 60 and result.scores[16] >= result.truncation[16]
     assert [stage.name for stage in result.stages] == ["unsupervised", "supervised"]
+    assert result.stage("supervised").best_epoch > 0
 
 
 # --------------------------------------------------------------------------- numpy inference
@@ -297,7 +323,8 @@ def test_cli_adapt_texts_writes_a_model_folder(tmp_path: Path, capsys: pytest.Ca
     assert plot.read_bytes().startswith(b"\x89PNG")
     model = lightembed.load(out, dim=4)
     assert model.embed(docs[:3]).shape == (3, 4)
-    assert "lightembed-train adapt" in json.loads((out / "config.json").read_text())["provenance"]["command"]
+    command = json.loads((out / "config.json").read_text())["provenance"]["command"]
+    assert command.startswith("lightembed-train") and " adapt --model " in command
 
 
 def test_read_relevance_errors(tmp_path: Path) -> None:
