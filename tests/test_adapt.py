@@ -30,9 +30,9 @@ from lightembed_train.adapt import (
     pair_similarity_loss,
     ranking_loss,
     reconstruction_loss,
-    similarity_distillation_loss,
     relevance_lists,
     retrieval_ndcg,
+    similarity_distillation_loss,
     train_adaptor,
 )
 from lightembed_train.adapt_fit import adapt_model, fit_adaptor, pooled_vectors, read_relevance
