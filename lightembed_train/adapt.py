@@ -74,7 +74,7 @@ class AdaptSettings:
     random_negatives: int = 1024
     unsupervised_weight: float = 1.0  # weight of the unsupervised terms in the supervised stage
     patience: int = 8  # epochs without a better dev score before a stage stops
-    full_width_tolerance: float = 0.5  # an epoch whose full-width dev score falls further below plain is never kept
+    full_width_tolerance: float = 1.0  # an epoch whose full-width dev score falls further below plain is never kept
     seed: int = 0
 
     def prefix_sizes(self, width: int) -> tuple[int, ...]:

@@ -223,6 +223,13 @@ def add_adapt(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--supervised-epochs", type=int, default=None, help="supervised epochs at most (default 40)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     p.add_argument("--temperature", type=float, default=None, help="ranking loss temperature (default 0.05)")
+    p.add_argument("--patience", type=int, default=None, help="epochs without a better dev score before a stage stops")
+    p.add_argument(
+        "--full-width-tolerance",
+        type=float,
+        default=None,
+        help="never keep an epoch whose full-width dev score falls more than this below the input's (default 1.0)",
+    )
     p.add_argument("--dev-fraction", type=float, default=0.2, help="share of queries kept for dev (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="split, initialisation and shuffling seed (default 0)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
@@ -246,6 +253,8 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
         "learning_rate": args.lr,
         "temperature": args.temperature,
         "hidden": args.hidden,
+        "patience": args.patience,
+        "full_width_tolerance": args.full_width_tolerance,
     }
     settings = AdaptSettings(
         dims=_int_list(args.dims),

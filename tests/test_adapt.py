@@ -275,11 +275,13 @@ def test_cli_adapt_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     common = ["adapt", "--corpus", str(tmp_path / "corpus.npy"), "--dims", "4,8", "--epochs", "2"]
     args = [*common, "--queries", str(tmp_path / "queries.npy"), "--relevance", str(tmp_path / "rel.tsv")]
     out = tmp_path / "adaptor.safetensors"
-    assert main(["-q", *args, "--supervised-epochs", "1", "--out", str(out), "--report", str(tmp_path / "r.json")]) == 0
+    options = ["--supervised-epochs", "1", "--patience", "2", "--full-width-tolerance", "0.25"]
+    assert main(["-q", *args, *options, "--out", str(out), "--report", str(tmp_path / "r.json")]) == 0
     printed = capsys.readouterr().out
     assert "| dims | truncation | unsupervised | supervised |" in printed and printed.strip().endswith(str(out))
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["dims"] == [4, 8, 16] and report["counts"]["dev_queries"] > 0
+    assert report["settings"]["patience"] == 2 and report["settings"]["full_width_tolerance"] == 0.25
     transform = lightembed.load_transform(out)
     assert transform.normalize and transform.in_dim == 16
     assert np.isfinite(transform.apply(x, dim=4)).all()
