@@ -1,14 +1,16 @@
 """Matryoshka adaptor (arXiv 2407.20243): a residual MLP after the embedding so that short prefixes work.
 
-The adaptor maps an embedding `e` to `R e + f(R e)`: `R` is a fixed rotation that orders the
-columns by the energy they carry on the training corpus (an uncentred PCA, so every full-width
-cosine is kept exactly), `f` a small MLP whose last layer starts at zero (the start is the plain
-rotation). It is trained so that every prefix `out[:m]`, for m in a set of prefix sizes (the full
-width included), keeps the full original embedding's cosines:
+The adaptor maps an embedding `e` to `R e + f(R e)`: `R` is a rotation that starts by ordering the
+columns by the energy they carry on the training corpus (an uncentred PCA) and, by default, is
+then learned (`expm` of a skew matrix: orthogonal, so every full-width cosine is kept exactly);
+`f` is a small MLP whose last layer starts at zero (the start is the plain rotation). It is
+trained so that every prefix `out[:m]`, for m in a set of prefix sizes (the full width included),
+keeps the full original embedding's cosines:
 
 - unsupervised, on a corpus: the cosines of each text with its k nearest neighbours (found once
-  with the full embeddings) and of all pairs within a batch, as the mean absolute difference,
-  plus a reconstruction term that keeps `f` small;
+  with the full embeddings) and of all pairs within a batch, as the mean absolute difference, a
+  KL term between the batch softmax of the full and of the prefix cosines, plus a reconstruction
+  term that keeps `f` small;
 - supervised, second stage: a listwise ranking loss (softmax cross-entropy of each relevant
   document against hard negatives and random documents) on query-document relevance, with the
   unsupervised terms kept as a regulariser.

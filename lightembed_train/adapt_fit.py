@@ -317,7 +317,8 @@ def adapted_card(config: Any) -> str:
     return f"""# lightembed model with a Matryoshka adaptor
 
 The base model `{p["base"]}` with a residual MLP adaptor after pooling: the pooled vector is
-rotated (columns by decreasing energy on the training corpus), then `x + f(x)` with `f` a
+rotated (setting `{s["rotation"]}`: "energy" orders the columns by decreasing energy on the
+training corpus, "learned" turns that order further by a trained rotation), then `x + f(x)` with `f` a
 {s["layers"]}-layer {s["activation"]} MLP, trained so that every prefix of {", ".join(map(str, r["dims"]))}
 columns keeps the full embedding's similarities (see `lightembed_train.adapt`). Load with
 `lightembed.load(folder, dim=m)`.
