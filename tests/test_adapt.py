@@ -158,6 +158,20 @@ def test_unsupervised_adaptor_restores_what_truncation_loses() -> None:
     assert stages[0].best_epoch == FAST.epochs  # no dev score: the last epoch is kept
 
 
+def test_learned_rotation_alone_stays_orthogonal_and_keeps_full_width_cosines() -> None:
+    """A rotation-only adaptor (layers=0) trains its rotation; the full-width cosines must stay exact."""
+    x, _ = planted_corpus()
+    settings = dataclasses.replace(FAST, layers=0, rotation="learned", epochs=5)
+    adaptor, _ = train_adaptor(AdaptData(x, x), settings, "cpu", False)
+    q = adaptor.rotation_matrix().detach().numpy()
+    np.testing.assert_allclose(q @ q.T, np.eye(16), atol=1e-5)
+    assert np.abs(q - energy_rotation(x)).max() > 1e-3  # it was trained, not left at the start
+    with torch.no_grad():
+        out = adaptor(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(unit_rows(out) @ unit_rows(out).T, unit_rows(x) @ unit_rows(x).T, atol=1e-5)
+    np.testing.assert_allclose(adaptor.to_transform().apply(x), out, atol=1e-5)
+
+
 def sphere(rng: np.random.Generator, n: int, width: int, radius: float) -> np.ndarray:
     """n random points on the sphere of `radius` in `width` dims."""
     x = rng.standard_normal((n, width))
