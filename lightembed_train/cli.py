@@ -7,6 +7,7 @@ taking the parsed arguments and the command line (for provenance) and returning 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shlex
 import sys
@@ -187,6 +188,122 @@ def _run_tune(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def add_adapt(subparsers: argparse._SubParsersAction) -> None:
+    """`adapt`: train a Matryoshka adaptor (residual MLP) so that short prefixes keep the full ranking."""
+    p = subparsers.add_parser(
+        "adapt",
+        help="train a Matryoshka adaptor for short prefixes of any embeddings",
+        description=(
+            "Train a Matryoshka adaptor: a rotation then a residual MLP after the embedding, so that every "
+            "prefix of --dims columns keeps the full embedding's similarities (unsupervised, on the corpus), "
+            "and, with --queries and --relevance, ranks relevant documents first (supervised). Vectors (.npy) "
+            "give a transform file that lightembed.load_transform applies to them; texts are embedded with "
+            "--model and give a new model folder. A group-disjoint share of the queries (--dev-fraction) "
+            "chooses the epochs and gives the scores printed at the end."
+        ),
+    )
+    p.add_argument("--corpus", required=True, help="documents: vectors [n, dim] (.npy) or texts (.txt/.jsonl/.csv)")
+    p.add_argument("--out", required=True, help="output: a transform file (vectors) or a model folder (texts)")
+    p.add_argument("--queries", default=None, help="training queries, in the same kind of file as --corpus")
+    p.add_argument(
+        "--relevance", default=None, help="relevant pairs: 'query_row<TAB>corpus_row' per line (0-based rows)"
+    )
+    p.add_argument("--extra", nargs="+", default=[], metavar="FILE", help="more unlabelled corpus files")
+    p.add_argument("--model", default=None, help="lightembed model folder that embeds texts (default: the bundled)")
+    p.add_argument("--dims", default="16,32,64,128", help="prefix sizes to train; the full width is added")
+    p.add_argument("--hidden", type=int, default=None, help="hidden width of the MLP (default: the embedding width)")
+    p.add_argument("--activation", choices=("relu", "gelu", "tanh"), default="relu", help="MLP activation")
+    p.add_argument(
+        "--rotation",
+        choices=("learned", "energy", "none"),
+        default="learned",
+        help="the rotation before the MLP: learned from the energy order (default), that order fixed, or none",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="unsupervised epochs at most (default 40)")
+    p.add_argument("--supervised-epochs", type=int, default=None, help="supervised epochs at most (default 40)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--temperature", type=float, default=None, help="ranking loss temperature (default 0.05)")
+    p.add_argument("--patience", type=int, default=None, help="epochs without a better dev score before a stage stops")
+    p.add_argument(
+        "--full-width-tolerance",
+        type=float,
+        default=None,
+        help="never keep an epoch whose full-width dev score falls more than this below the input's (default 1.0)",
+    )
+    p.add_argument("--dev-fraction", type=float, default=0.2, help="share of queries kept for dev (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="split, initialisation and shuffling seed (default 0)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="plot the dev score against dimension (matplotlib)")
+    p.add_argument("--report", default=None, metavar="JSON", help="write the settings, scores and epochs as JSON")
+    p.set_defaults(handler=_run_adapt)
+
+
+def _run_adapt(args: argparse.Namespace, command: str) -> int:
+    import numpy as np
+
+    from lightembed import save_transform
+    from lightembed.textio import InputSpec, read_texts
+
+    from .adapt import AdaptSettings
+    from .adapt_fit import adapt_model, fit_adaptor, load_vectors, plot_scores, read_relevance, score_table
+
+    given = {
+        "epochs": args.epochs,
+        "supervised_epochs": args.supervised_epochs,
+        "learning_rate": args.lr,
+        "temperature": args.temperature,
+        "hidden": args.hidden,
+        "patience": args.patience,
+        "full_width_tolerance": args.full_width_tolerance,
+    }
+    settings = AdaptSettings(
+        dims=_int_list(args.dims),
+        activation=args.activation,
+        rotation=args.rotation,
+        seed=args.seed,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    if (args.queries is None) != (args.relevance is None):
+        raise ValueError("--queries and --relevance go together")
+    relevance = read_relevance(args.relevance) if args.relevance else None
+    common = {
+        "settings": settings,
+        "dev_fraction": args.dev_fraction,
+        "device": args.device,
+        "progress": not args.quiet,
+    }
+    if Path(args.corpus).suffix == ".npy":
+        if args.model is not None:
+            raise ValueError("--model embeds texts, but the corpus is already vectors (.npy)")
+        extra = [load_vectors(path) for path in args.extra]
+        result = fit_adaptor(
+            load_vectors(args.corpus),
+            load_vectors(args.queries) if args.queries else None,
+            relevance,
+            extra=np.concatenate(extra) if extra else None,
+            **common,
+        )
+        out = save_transform(args.out, result.transform)
+    else:
+        out, result = adapt_model(
+            args.model,
+            read_texts(InputSpec(args.corpus)),
+            args.out,
+            queries=read_texts(InputSpec(args.queries)) if args.queries else None,
+            relevance=relevance,
+            extra=[text for path in args.extra for text in read_texts(InputSpec(path))],
+            command=command,
+            **common,
+        )
+    if args.report:
+        Path(args.report).write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+    if args.plot:
+        plot_scores(result.curves(), args.plot, result.metric)
+    print(score_table(result))
+    print(out)
+    return 0
+
+
 def add_reranker(subparsers: argparse._SubParsersAction) -> None:
     """`reranker`: train the learned late-interaction scorer (LITE) of a model folder."""
     p = subparsers.add_parser(
@@ -289,7 +406,7 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_distill, add_tune, add_reranker]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_distill, add_tune, add_adapt, add_reranker]
 
 
 def _int_list(text: str) -> tuple[int, ...]:
