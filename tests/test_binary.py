@@ -82,8 +82,10 @@ def test_hamming_distance_in_several_blocks_matches_one_block(monkeypatch: pytes
     b = rng.integers(0, 256, size=(23, 11), dtype=np.uint8)
     naive = np.unpackbits(a[:, None, :] ^ b[None, :, :], axis=-1).sum(axis=-1)
     np.testing.assert_array_equal(hamming_distance(a, b), naive)
-    monkeypatch.setattr(binary, "_HAMMING_BLOCK_BYTES", 64)
-    np.testing.assert_array_equal(hamming_distance(a, b), naive)
+    monkeypatch.setattr(binary, "_TILE_ROWS", 5)  # tiles of 5 code rows, 1 or 3 query rows: ragged edges
+    for tile_bytes in (8, 120):
+        monkeypatch.setattr(binary, "_TILE_BYTES", tile_bytes)
+        np.testing.assert_array_equal(hamming_distance(a, b), naive)
 
 
 @settings(max_examples=200, deadline=None)

@@ -156,6 +156,51 @@ class Model2VecEncoder:
         return np.asarray(self.model.encode(texts), dtype=np.float32)
 
 
+class BinaryCodesEncoder:
+    """A lightembed model's binary codes at `bits` bits, as ±1 vectors (their cosine is the Hamming similarity).
+
+    The runtime makes the codes: the sign bits of the pooled binary codebook when the folder has
+    one, else the plain sign of the float vector's first `bits` columns.
+    """
+
+    def __init__(self, model: str | Path | None = None, bits: int | None = None, name: str | None = None) -> None:
+        import lightembed
+        from lightembed.resolve import resolve_model
+
+        folder = resolve_model(model)
+        self.model = lightembed.load(folder, dim=bits, binary=True)
+        kind = "trained" if self.model.parts.binary_embeddings is not None else "sign"
+        label = "default" if model in (None, "default") else Path(model).name
+        self.name = name or f"lightembed {label} {kind}@{self.model.dim}b"
+        self.fingerprint = f"{folder_digest(folder)}-binary{self.model.dim}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        from lightembed.binary import unpack_signs
+
+        return unpack_signs(self.model.embed(texts), self.model.dim)
+
+
+class SimHashEncoder:
+    """Sign bits of a seeded random Gaussian projection of another encoder's vectors (SimHash), as ±1 vectors.
+
+    The usual baseline for binary codes of any length, also longer than the float width.
+    """
+
+    def __init__(self, inner: Encoder, bits: int, seed: int = 0) -> None:
+        if bits < 1:
+            raise ValueError(f"bits must be positive, got {bits}")
+        self.inner = inner
+        self.bits = bits
+        self.seed = seed
+        self.name = f"{inner.name} simhash@{bits}b"
+        self.fingerprint = f"{inner.fingerprint}-simhash{bits}-seed{seed}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.inner.encode(texts)
+        planes = np.random.default_rng(self.seed).standard_normal((vectors.shape[1], self.bits)).astype(np.float32)
+        return np.where(vectors @ planes > 0, 1.0, -1.0).astype(np.float32)
+
+
 class TruncatedEncoder:
     """Another encoder's vectors cut to their first `dim` columns (a Matryoshka-style truncation)."""
 
