@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 # Code rows of `b` per tile, and bytes of the uint64 XOR temporary per tile (query rows x tile rows x 8).
-_TILE_ROWS = 8192
-_TILE_BYTES = 1 << 20
+_TILE_ROWS = 4096
+_TILE_BYTES = 1 << 18
 # Bytes of distances held at once by `hamming_topk` (query rows x code rows).
 _TOPK_BLOCK_BYTES = 1 << 26
 

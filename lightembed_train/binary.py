@@ -32,21 +32,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 import lightembed
 from lightembed import ModelConfig, write_model
-from lightembed.binary import pack_signs, unpack_signs
+from lightembed.folder import CARD_FILE, WEIGHTS_FILE
 from lightembed.scoring import unit_rows
 
 from .datasets import ScoredPairs
-from .distill import DTYPES, describe_corpus, stored_codebook, versions
-from .targets import read_corpus
-from .teacher import default_device
-from .tune import PairTokens, TokenizedTexts, check_base, pooled, tokenize
+from .distill import DTYPES, describe_corpus, storage_note, stored_codebook, versions
+from .targets import read_corpus, teacher_embeddings
+from .teacher import Teacher, default_device
+from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, pooled, tokenize
 
 logger = logging.getLogger(__name__)
+
+TARGETS = ("float", "teacher")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class BinarySettings:
     code_scale: float = 20.0  # start of the learned scale of the code similarities in the softmax
     contrastive_weight: float = 0.0  # weight of the in-batch InfoNCE on positive pairs (0: off)
     pair_batch_size: int = 512
+    neighbour_share: float = 0.5  # share of each batch made of both texts of neighbour pairs (when given)
     seed: int = 0
 
     def check(self) -> None:
@@ -78,6 +82,8 @@ class BinarySettings:
         for name in ("learning_rate", "temperature", "code_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.neighbour_share < 1:
+            raise ValueError(f"neighbour_share must be in [0, 1), got {self.neighbour_share}")
         if self.contrastive_weight < 0:
             raise ValueError(f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
 
@@ -110,9 +116,12 @@ def listwise_distillation(
     teacher = torch.log_softmax((targets @ targets.T / temperature).masked_fill(diagonal, -torch.inf), dim=1)
     teacher_prob = teacher.exp()
     losses = []
-    for m in prefixes:
-        c = codes[:, :m]
-        similarity = (c @ c.T) / m
+    matching = torch.zeros(n, n, dtype=codes.dtype, device=codes.device)
+    done = 0
+    for m in sorted(prefixes):  # matching bits of the first m bits, one slice of new bits at a time
+        matching = matching + codes[:, done:m] @ codes[:, done:m].T
+        done = m
+        similarity = matching / m
         student = torch.log_softmax((scale * similarity).masked_fill(diagonal, -torch.inf), dim=1)
         terms = teacher_prob * (teacher - student)
         losses.append(terms.masked_fill(diagonal, 0.0).sum(dim=1).mean())
@@ -132,28 +141,27 @@ def code_info_nce(
     return torch.stack(losses).mean()
 
 
-@dataclass(frozen=True)
-class CodeDevPairs:
-    """Scored text pairs, tokenised, for choosing the epoch: Spearman of the Hamming similarity."""
+class CodeDevPairs(DevPairs):
+    """Scored text pairs, tokenised, for choosing the epoch: Spearman of the Hamming similarity of their codes."""
 
-    name: str
-    left: TokenizedTexts
-    right: TokenizedTexts
-    gold: np.ndarray
-
-    def spearman(self, table: np.ndarray | torch.Tensor, bits: int) -> float:
-        """Spearman x100 of the Hamming similarities of the pairs' codes from the first `bits` columns."""
-        left = pack_signs(pooled(table, self.left)[:, :bits])
-        right = pack_signs(pooled(table, self.right)[:, :bits])
-        matching = np.einsum("ij,ij->i", unpack_signs(left, bits), unpack_signs(right, bits))
-        return 100.0 * float(spearmanr(matching, self.gold).statistic)
+    def spearman(self, table: np.ndarray | torch.Tensor, dim: int) -> float:
+        """Spearman x100 of the Hamming similarities of the pairs' codes from the first `dim` columns."""
+        left = np.where(pooled(table, self.left)[:, :dim] > 0, 1.0, -1.0)
+        right = np.where(pooled(table, self.right)[:, :dim] > 0, 1.0, -1.0)
+        return 100.0 * float(spearmanr(np.einsum("ij,ij->i", left, right), self.gold).statistic)
 
 
-def code_dev_scores(
-    table: np.ndarray | torch.Tensor, dev: Sequence[CodeDevPairs], prefixes: Sequence[int]
-) -> dict[str, float]:
-    """Spearman of every dev set at every prefix size, keyed `name@bits`."""
-    return {f"{d.name}@{m}": d.spearman(table, m) for d in dev for m in prefixes}
+def _neighbour_rows(neighbours: np.ndarray | None, trainable: np.ndarray, count: int) -> np.ndarray:
+    """The neighbour pairs [p, 2] of rows below `count` whose two texts are both trainable (and distinct)."""
+    if neighbours is None or len(neighbours) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    neighbours = np.asarray(neighbours, dtype=np.int64)
+    if neighbours.ndim != 2 or neighbours.shape[1] != 2:
+        raise ValueError(f"neighbours must have shape [p, 2], got {neighbours.shape}")
+    if neighbours.min() < 0 or neighbours.max() >= count:
+        raise ValueError(f"neighbours must be rows of the {count} texts")
+    usable = np.isin(neighbours, trainable).all(axis=1) & (neighbours[:, 0] != neighbours[:, 1])
+    return neighbours[usable]
 
 
 @dataclass
@@ -174,14 +182,18 @@ def train_binary_codebook(
     dev: Sequence[CodeDevPairs] = (),
     settings: BinarySettings = BinarySettings(),
     pairs: PairTokens | None = None,
+    neighbours: np.ndarray | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> BinaryResult:
     """Learn `table` [vocab, dim] and `projection` [dim, bits] so that the sign bits of
     `pool(table) @ projection` rank the tokenised texts like `targets` (their float vectors).
 
-    The result's table is the product, baked: [vocab, bits]. Epoch 0 is the start itself; the
-    epoch with the best mean dev Spearman is returned (the last one without dev pairs).
+    `neighbours` [p, 2] are rows of related texts (for example both sides of labelled pairs):
+    `settings.neighbour_share` of every batch is made of such pairs, so that each batch also
+    holds close neighbours whose fine order the loss can teach. The result's table is the
+    product, baked: [vocab, bits]. Epoch 0 is the start itself; the epoch with the best mean dev
+    Spearman is returned (the last one without dev pairs).
     """
     settings.check()
     if projection.shape != (table.shape[1], settings.bits):
@@ -201,6 +213,8 @@ def train_binary_codebook(
     trainable = np.flatnonzero((tokens.lengths > 0) & (np.abs(targets).sum(axis=1) > 0))
     if len(trainable) < 2:
         raise ValueError("need at least two texts with tokens to train binary codes")
+    neighbour_rows = _neighbour_rows(neighbours, trainable, len(tokens))
+    per_batch = int(settings.batch_size * settings.neighbour_share) // 2 if len(neighbour_rows) else 0
     contrastive = pairs is not None and len(pairs) > 1 and settings.contrastive_weight > 0
     pair_batches = pairs.batches(settings.pair_batch_size, generator) if contrastive else None
 
@@ -213,7 +227,7 @@ def train_binary_codebook(
             return (weight @ rotation).cpu().numpy()
 
     def evaluate(epoch: int, loss: float | None) -> dict[str, float | None]:
-        scores = code_dev_scores(baked(), dev, settings.prefixes)
+        scores = dev_scores(baked(), dev, settings.prefixes)
         row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0, **scores}
         logger.info("epoch %d: loss %s, dev mean Spearman %.2f", epoch, loss, row["dev"])
         return row
@@ -222,10 +236,13 @@ def train_binary_codebook(
     best_table, best_epoch = baked(), 0
     for epoch in range(1, settings.epochs + 1):
         order = trainable[torch.randperm(len(trainable), generator=generator).numpy()]
-        steps = range(0, len(order) - 1, settings.batch_size)
+        steps = range(0, len(order) - 1, settings.batch_size - 2 * per_batch)
         total, counted = 0.0, 0
         for begin in tqdm(steps, desc=f"binary epoch {epoch}", unit="batch", file=sys.stderr, disable=not progress):
-            rows = order[begin : begin + settings.batch_size]
+            rows = order[begin : begin + settings.batch_size - 2 * per_batch]
+            if per_batch:
+                picked = torch.randint(len(neighbour_rows), (per_batch,), generator=generator).numpy()
+                rows = np.unique(np.concatenate([rows, neighbour_rows[picked].ravel()]))
             if len(rows) < 2:
                 continue
             scale = log_scale.exp()
@@ -250,3 +267,176 @@ def train_binary_codebook(
         if not dev or history[-1]["dev"] > history[best_epoch]["dev"]:
             best_table, best_epoch = baked(), epoch
     return BinaryResult(best_table, best_epoch, history, time.perf_counter() - started)
+
+
+def neighbour_texts(texts: list[str], pairs: Sequence[tuple[str, str]]) -> tuple[list[str], np.ndarray]:
+    """The pair texts missing from `texts` (whitespace collapsed, as corpus lines are), and every
+    pair as two rows of `texts + missing`: (missing, [p, 2] int64)."""
+    position = {text: i for i, text in enumerate(texts)}
+    extra: list[str] = []
+    rows = []
+    for pair in pairs:
+        row = []
+        for text in pair:
+            text = " ".join(text.split())
+            if text not in position:
+                position[text] = len(texts) + len(extra)
+                extra.append(text)
+            row.append(position[text])
+        rows.append(row)
+    return extra, np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def binary_stored(table: np.ndarray, dtype: str) -> dict[str, np.ndarray]:
+    """The tensors that store a binary codebook: `binary_embeddings` (and its int8 scale per row)."""
+    stored, extra = stored_codebook(table, dtype)
+    tensors = {"binary_embeddings": stored}
+    if "embeddings_scale" in extra:
+        tensors["binary_embeddings_scale"] = extra["embeddings_scale"]
+    return tensors
+
+
+def train_binary_model(
+    base: str | Path | None,
+    corpus_files: Sequence[str | Path],
+    out_folder: str | Path,
+    *,
+    dev: Sequence[tuple[str, ScoredPairs]] = (),
+    pairs: Sequence[tuple[str, str]] = (),
+    settings: BinarySettings = BinarySettings(),
+    target: str = "float",
+    teacher_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    max_texts: int | None = None,
+    dtype: str = "int8",
+    device: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Path:
+    """Train a binary codebook for the float model `base` (None: the bundled default) on `corpus_files`.
+
+    Writes a model folder holding the base model unchanged (its float codebook as stored) plus
+    `binary_embeddings` [vocab, bits]: `lightembed.load(folder, binary=True)` gives the trained
+    codes, `dim=` a prefix of the bits. `target` says whose cosines the codes learn to rank by:
+    "float" (the base model's own vectors) or "teacher" (the teacher's sentence embeddings,
+    cached in `cache_dir`). `dev` names the scored pairs that choose the epoch; `pairs` are
+    positive pairs for the contrastive term (used when `settings.contrastive_weight` > 0).
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    settings.check()
+    started = time.perf_counter()
+    model = lightembed.load(base)
+    check_base(model)
+    texts = read_corpus(corpus_files)
+    if max_texts is not None and max_texts < len(texts):
+        keep = np.sort(np.random.default_rng(settings.seed).choice(len(texts), size=max_texts, replace=False))
+        texts = [texts[i] for i in keep]
+    extra, neighbours = neighbour_texts(texts, pairs if settings.neighbour_share > 0 else ())
+    table = np.asarray(model.parts.embeddings, dtype=np.float32)
+    tokens = tokenize(model, texts + extra)
+    teacher = None
+    if target == "teacher":
+        teacher = Teacher(teacher_path, device=device)
+        parts = [teacher_embeddings(teacher, part, cache_dir, progress=progress) for part in (texts, extra) if part]
+        targets = np.concatenate(parts)
+    else:
+        targets = pooled(table, tokens)
+    dev_sets = [CodeDevPairs.from_pairs(name, model, scored) for name, scored in dev]
+    pair_tokens = PairTokens.from_pairs(model, pairs) if pairs and settings.contrastive_weight > 0 else None
+    start = rotation_start(model.config.dim, settings.bits, settings.seed)
+    result = train_binary_codebook(
+        table, start, tokens, targets, dev_sets, settings, pair_tokens, neighbours, device=device, progress=progress
+    )
+
+    base_tensors = load_file(str(model.path / WEIGHTS_FILE))
+    provenance: dict[str, Any] = {
+        "method": "binary",
+        "base": str(model.path),
+        "base_provenance": model.config.provenance,
+        "command": command,
+        "corpus_files": [describe_corpus(Path(p)) for p in corpus_files],
+        "corpus_texts_used": len(texts),
+        "pair_texts_added": len(extra),
+        "neighbour_pairs": len(neighbours),
+        "target": target,
+        "teacher": teacher.name if teacher is not None else None,
+        "contrastive_pairs": len(pair_tokens) if pair_tokens is not None else 0,
+        "settings": asdict(settings),
+        "dev_sets": [name for name, _ in dev],
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "binary_dtype": dtype,
+        "seconds": round(time.perf_counter() - started, 1),
+        "device": str(device or default_device()),
+        "versions": versions(),
+    }
+    config = dataclasses.replace(model.config, binary_codebook=True, provenance=provenance, metrics={})
+    base_card = model.path / CARD_FILE
+    card = binary_card(config, base_card.read_text(encoding="utf-8") if base_card.is_file() else None)
+    extra = {k: v for k, v in base_tensors.items() if k not in ("embeddings", "binary_embeddings")}
+    extra.pop("binary_embeddings_scale", None)
+    extra.update(binary_stored(result.table, dtype))
+    folder = write_model(out_folder, config, base_tensors["embeddings"], model.parts.tokenizer, extra, card=card)
+    logger.info("wrote %s (best epoch %d of %d)", folder, result.best_epoch, settings.epochs)
+    return folder
+
+
+def _target_note(p: dict[str, Any]) -> str:
+    if p["target"] == "teacher":
+        return f"The teacher `{p['teacher']}` embedded {p['corpus_texts_used']} corpus texts; those vectors are the targets."
+    return f"The float model pooled {p['corpus_texts_used']} corpus texts; those vectors are the targets."
+
+
+def binary_card(config: ModelConfig, base_card: str | None) -> str:
+    """The README.md of a model folder with a trained binary codebook, from its config and provenance."""
+    p = config.provenance
+    s = p["settings"]
+    rows = "\n".join(
+        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {h['dev']:.2f} |"
+        for h in p["history"]
+    )
+    corpus = "\n".join(f"- `{c['name']}`: {c['lines']} lines, sha256 `{c['sha256'][:16]}…`" for c in p["corpus_files"])
+    pairs = (
+        f" Each step also added {s['contrastive_weight']} times an in-batch InfoNCE loss on the codes of"
+        f" {p['contrastive_pairs']} positive text pairs from train-allowed files (batches of {s['pair_batch_size']})."
+        if p["contrastive_pairs"]
+        else ""
+    )
+    text = f"""# lightembed model with trained binary codes
+
+The float model of `{p["base"]}` (unchanged: `lightembed.load(folder)`), plus a binary codebook
+`binary_embeddings` [{config.vocab_size}, {s["bits"]}] used by `lightembed.load(folder, binary=True)`:
+the codes are the sign bits of its mean-pooled rows, packed MSB first, compared by Hamming
+similarity. Bits are ordered by importance: `dim=m` keeps the first m bits (trained at
+{", ".join(map(str, s["prefixes"]))} bits).
+
+## How it was made
+
+1. {_target_note(p)}
+2. The codebook started as the float codebook times {-(-s["bits"] // config.dim)} stacked random rotations
+   (seed {s["seed"]}), a SimHash-like code of the float vector. Then the float codebook copy and
+   the projection were trained together with Adam (learning rate {s["learning_rate"]}, batches of
+   {s["batch_size"]} texts) through a straight-through sign: for every prefix size, the softmax over
+   the in-batch Hamming similarities of each text must match the softmax over the float cosines
+   (temperature {s["temperature"]}; KL divergence).{pairs} The product is the stored binary codebook.
+3. The epoch with the best mean dev Spearman of the Hamming similarities
+   ({", ".join(p["dev_sets"]) or "no dev sets: the last"}, every prefix size) was kept: epoch
+   {p["best_epoch"]}. Stored as {storage_note(p["binary_dtype"]).replace("embeddings_scale", "binary_embeddings_scale")}.
+
+| epoch | loss | dev mean Spearman |
+|---|---|---|
+{rows}
+
+- Command: `{p.get("command") or "(called from Python)"}`
+- Time taken: {p["seconds"]} s on {p["device"]}.
+
+## Corpus
+
+{corpus}
+"""
+    if base_card:
+        text += "\n## The float model's card\n\n" + base_card.replace("\n#", "\n##").removeprefix("# ")
+    return text
