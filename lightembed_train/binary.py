@@ -43,7 +43,7 @@ from lightembed.scoring import unit_rows
 
 from .datasets import ScoredPairs
 from .distill import DTYPES, describe_corpus, storage_note, stored_codebook, versions
-from .targets import read_corpus, teacher_embeddings
+from .targets import corpus_sample, teacher_embeddings
 from .teacher import Teacher, default_device
 from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, pooled, tokenize
 
@@ -330,10 +330,7 @@ def train_binary_model(
     started = time.perf_counter()
     model = lightembed.load(base)
     check_base(model)
-    texts = read_corpus(corpus_files)
-    if max_texts is not None and max_texts < len(texts):
-        keep = np.sort(np.random.default_rng(settings.seed).choice(len(texts), size=max_texts, replace=False))
-        texts = [texts[i] for i in keep]
+    texts = corpus_sample(corpus_files, max_texts, settings.seed)
     extra, neighbours = neighbour_texts(texts, pairs if settings.neighbour_share > 0 else ())
     table = np.asarray(model.parts.embeddings, dtype=np.float32)
     tokens = tokenize(model, texts + extra)

@@ -116,11 +116,7 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--base", default=None, help="model folder to start from (default: the bundled default)")
-    p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="plain-text files, one text per line")
-    p.add_argument("--out", required=True, help="output model folder")
-    p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
-    p.add_argument("--max-texts", type=int, default=None, help="a seeded random sample of this many corpus texts")
-    p.add_argument("--cache", default=None, help="folder for the teacher's embeddings of the corpus")
+    _add_corpus_arguments(p)
     p.add_argument("--dims", default="32,64,128,256", help="Matryoshka prefix sizes (default 32,64,128,256)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (default 4)")
     p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 256)")
@@ -183,16 +179,12 @@ def add_binary(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--base", default=None, help="float model folder (default: the bundled default)")
-    p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="plain-text files, one text per line")
-    p.add_argument("--out", required=True, help="output model folder")
+    _add_corpus_arguments(p)
     p.add_argument("--bits", type=int, default=1024, help="bits per code (default 1024; may exceed the float width)")
     p.add_argument(
         "--prefixes", default=None, help="bit counts trained as prefixes (default: 64, 128, ... up to --bits)"
     )
     p.add_argument("--target", choices=("float", "teacher"), default="float", help="whose cosines the codes learn")
-    p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
-    p.add_argument("--cache", default=None, help="folder for the teacher's embeddings of the corpus")
-    p.add_argument("--max-texts", type=int, default=None, help="a seeded random sample of this many corpus texts")
     p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (default 3)")
     p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 512)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
@@ -256,6 +248,15 @@ def _doublings(first: int, last: int) -> tuple[int, ...]:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_distill, add_tune, add_binary]
+
+
+def _add_corpus_arguments(p: argparse.ArgumentParser) -> None:
+    """The corpus, output and teacher options that `tune` and `binary` share."""
+    p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="plain-text files, one text per line")
+    p.add_argument("--out", required=True, help="output model folder")
+    p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--max-texts", type=int, default=None, help="a seeded random sample of this many corpus texts")
+    p.add_argument("--cache", default=None, help="folder for the teacher's embeddings of the corpus")
 
 
 def _dev_and_pairs(data_arg: str | None, no_dev: bool, with_pairs: bool) -> tuple[list, list]:

@@ -298,7 +298,7 @@ def encoder_from_spec(spec: str, work_dir: Path) -> Encoder:
     if match := re.fullmatch(r"(.+):(binary|simhash)@(\d+)", spec):
         inner, kind, bits = match[1], match[2], int(match[3])
         if kind == "binary":
-            return encoders.BinaryCodesEncoder(inner, bits)
+            return encoders.LightEmbedEncoder(inner, dim=bits, binary=True)
         return encoders.SimHashEncoder(encoder_from_spec(inner, work_dir), bits)
 
     base, at, dim = spec.rpartition("@")

@@ -182,7 +182,9 @@ def test_binary_encoder_gives_sign_vectors_whose_cosine_is_the_hamming_similarit
     assert set(np.unique(vectors)) <= {-1.0, 1.0}
     codes = lightembed.load(out, binary=True).embed(texts)
     np.testing.assert_array_equal(vectors, unpack_signs(codes, 24))
-    np.testing.assert_allclose(unit_rows(vectors) @ unit_rows(vectors).T, hamming_similarity(codes, codes, 24), atol=1e-6)
+    np.testing.assert_allclose(
+        unit_rows(vectors) @ unit_rows(vectors).T, hamming_similarity(codes, codes, 24), atol=1e-6
+    )
     plain = encoder_from_spec(f"{base}:binary@4", out.parent)  # no binary codebook: plain sign bits
     np.testing.assert_array_equal(plain.encode(texts), np.where(lightembed.load(base).embed(texts)[:, :4] > 0, 1, -1))
     assert encoder.fingerprint != plain.fingerprint

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lightembed.binary import unpack_signs
+
 from .base import Encoder
 
 logger = logging.getLogger(__name__)
@@ -43,20 +45,33 @@ def _require(module: str, package: str) -> None:
 
 
 class LightEmbedEncoder:
-    """A lightembed model (the bundled default, a folder or a codebook file), optionally truncated to `dim`."""
+    """A lightembed model (the bundled default, a folder or a codebook file), optionally truncated to `dim`.
 
-    def __init__(self, model: str | Path | None = None, dim: int | None = None, name: str | None = None) -> None:
+    With `binary=True`, its binary codes at `dim` bits as ±1 vectors (their cosine is the Hamming
+    similarity): the sign bits of the pooled binary codebook when the folder has one, else the
+    plain sign of the float vector's first `dim` columns.
+    """
+
+    def __init__(
+        self, model: str | Path | None = None, dim: int | None = None, name: str | None = None, binary: bool = False
+    ) -> None:
         import lightembed
         from lightembed.resolve import resolve_model
 
         folder = resolve_model(model)
-        self.model = lightembed.load(folder, dim=dim)
+        self.model = lightembed.load(folder, dim=dim, binary=binary)
         label = "default" if model in (None, "default") else Path(model).name
-        self.name = name or f"lightembed {label}@{self.model.dim}"
-        self.fingerprint = f"{folder_digest(folder)}-{self.model.dim}"
+        kind = ""
+        if binary:
+            kind = " trained" if self.model.parts.binary_embeddings is not None else " sign"
+        self.name = name or f"lightembed {label}{kind}@{self.model.dim}{'b' if binary else ''}"
+        self.fingerprint = f"{folder_digest(folder)}-{'binary' if binary else ''}{self.model.dim}"
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.model.embed(texts), dtype=np.float32)
+        vectors = self.model.embed(texts)
+        if self.model.binary:
+            return unpack_signs(vectors, self.model.dim)
+        return np.asarray(vectors, dtype=np.float32)
 
 
 class SentenceTransformerEncoder:
@@ -154,30 +169,6 @@ class Model2VecEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.model.encode(texts), dtype=np.float32)
-
-
-class BinaryCodesEncoder:
-    """A lightembed model's binary codes at `bits` bits, as ±1 vectors (their cosine is the Hamming similarity).
-
-    The runtime makes the codes: the sign bits of the pooled binary codebook when the folder has
-    one, else the plain sign of the float vector's first `bits` columns.
-    """
-
-    def __init__(self, model: str | Path | None = None, bits: int | None = None, name: str | None = None) -> None:
-        import lightembed
-        from lightembed.resolve import resolve_model
-
-        folder = resolve_model(model)
-        self.model = lightembed.load(folder, dim=bits, binary=True)
-        kind = "trained" if self.model.parts.binary_embeddings is not None else "sign"
-        label = "default" if model in (None, "default") else Path(model).name
-        self.name = name or f"lightembed {label} {kind}@{self.model.dim}b"
-        self.fingerprint = f"{folder_digest(folder)}-binary{self.model.dim}"
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        from lightembed.binary import unpack_signs
-
-        return unpack_signs(self.model.embed(texts), self.model.dim)
 
 
 class SimHashEncoder:
