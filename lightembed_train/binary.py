@@ -152,16 +152,15 @@ class CodeDevPairs(DevPairs):
 
 
 def _neighbour_rows(neighbours: np.ndarray | None, trainable: np.ndarray, count: int) -> np.ndarray:
-    """The neighbour pairs [p, 2] of rows below `count` whose two texts are both trainable (and distinct)."""
+    """The neighbour groups [p, k] of rows below `count` whose texts are all trainable."""
     if neighbours is None or len(neighbours) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     neighbours = np.asarray(neighbours, dtype=np.int64)
-    if neighbours.ndim != 2 or neighbours.shape[1] != 2:
-        raise ValueError(f"neighbours must have shape [p, 2], got {neighbours.shape}")
+    if neighbours.ndim != 2 or neighbours.shape[1] < 2:
+        raise ValueError(f"neighbours must have shape [p, k] with k >= 2, got {neighbours.shape}")
     if neighbours.min() < 0 or neighbours.max() >= count:
         raise ValueError(f"neighbours must be rows of the {count} texts")
-    usable = np.isin(neighbours, trainable).all(axis=1) & (neighbours[:, 0] != neighbours[:, 1])
-    return neighbours[usable]
+    return neighbours[np.isin(neighbours, trainable).all(axis=1)]
 
 
 @dataclass
@@ -214,7 +213,8 @@ def train_binary_codebook(
     if len(trainable) < 2:
         raise ValueError("need at least two texts with tokens to train binary codes")
     neighbour_rows = _neighbour_rows(neighbours, trainable, len(tokens))
-    per_batch = int(settings.batch_size * settings.neighbour_share) // 2 if len(neighbour_rows) else 0
+    group = neighbour_rows.shape[1]
+    per_batch = int(settings.batch_size * settings.neighbour_share) // group if len(neighbour_rows) else 0
     contrastive = pairs is not None and len(pairs) > 1 and settings.contrastive_weight > 0
     pair_batches = pairs.batches(settings.pair_batch_size, generator) if contrastive else None
 
@@ -236,10 +236,10 @@ def train_binary_codebook(
     best_table, best_epoch = baked(), 0
     for epoch in range(1, settings.epochs + 1):
         order = trainable[torch.randperm(len(trainable), generator=generator).numpy()]
-        steps = range(0, len(order) - 1, settings.batch_size - 2 * per_batch)
+        steps = range(0, len(order) - 1, settings.batch_size - group * per_batch)
         total, counted = 0.0, 0
         for begin in tqdm(steps, desc=f"binary epoch {epoch}", unit="batch", file=sys.stderr, disable=not progress):
-            rows = order[begin : begin + settings.batch_size - 2 * per_batch]
+            rows = order[begin : begin + settings.batch_size - group * per_batch]
             if per_batch:
                 picked = torch.randint(len(neighbour_rows), (per_batch,), generator=generator).numpy()
                 rows = np.unique(np.concatenate([rows, neighbour_rows[picked].ravel()]))
