@@ -64,9 +64,22 @@ WORK_DIR = common.REPO_ROOT / "benchmarks" / "out"
 
 
 # --------------------------------------------------------------------------- quality
-def quality(args: argparse.Namespace) -> dict[str, Any]:
-    """Suite averages of float, plain sign, SimHash and trained codes at every bit count."""
-    from lightembed_train.evaluate import EmbeddingCache, default_tasks, encoder_from_spec, evaluate, markdown_table
+def quality(args: argparse.Namespace, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Suite averages of float, plain sign, SimHash and trained codes at every bit count.
+
+    Without `args.trained` only the float model and the baselines run. With `args.reuse`, an
+    encoder whose fingerprint and tasks match an encoder of `previous` (an earlier quality part)
+    is not evaluated again.
+    """
+    from lightembed_train.evaluate import (
+        EmbeddingCache,
+        EncoderReport,
+        TaskResult,
+        default_tasks,
+        encoder_from_spec,
+        evaluate,
+        markdown_table,
+    )
 
     tasks = default_tasks(args.data)
     cache = EmbeddingCache(args.cache)
@@ -75,26 +88,39 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     for bits in args.bits:
         if bits <= base_width:
             specs[f"sign@{bits}"] = f"{args.base}:binary@{bits}"
-        specs[f"simhash@{bits}"] = f"{args.base}:simhash@{bits}"
-        specs[f"trained@{bits}"] = f"{args.trained}:binary@{bits}"
+        if bits > base_width or args.simhash_all:
+            specs[f"simhash@{bits}"] = f"{args.base}:simhash@{bits}"
+        if args.trained:
+            specs[f"trained@{bits}"] = f"{args.trained}:binary@{bits}"
+    earlier = (previous or {}).get("encoders", {}) if args.reuse else {}
     reports = {}
     for key, spec in specs.items():
-        reports[key] = evaluate(encoder_from_spec(spec, WORK_DIR), tasks, cache)
+        encoder = encoder_from_spec(spec, WORK_DIR)
+        old = earlier.get(key)
+        if (
+            old
+            and old["fingerprint"] == encoder.fingerprint
+            and [r["task"] for r in old["results"]] == [t.name for t in tasks]
+        ):
+            reports[key] = EncoderReport(old["encoder"], old["fingerprint"], [TaskResult(**r) for r in old["results"]])
+        else:
+            reports[key] = evaluate(encoder, tasks, cache)
         print(f"{reports[key].encoder}: average {reports[key].average:.2f}", file=sys.stderr, flush=True)
     float_average = reports["float"].average
     rows = []
     for bits in args.bits:
-        sign = reports.get(f"sign@{bits}")
-        simhash, trained = reports[f"simhash@{bits}"].average, reports[f"trained@{bits}"].average
-        baseline = max(simhash, sign.average if sign else -np.inf)
+        baselines = {
+            name: reports[f"{name}@{bits}"].average for name in ("sign", "simhash") if f"{name}@{bits}" in reports
+        }
+        trained = reports[f"trained@{bits}"].average if f"trained@{bits}" in reports else None
         rows.append(
             {
                 "bits": bits,
-                "plain_sign": sign.average if sign else None,
-                "simhash": simhash,
+                "plain_sign": baselines.get("sign"),
+                "simhash": baselines.get("simhash"),
                 "trained": trained,
-                "trained_share_of_float": trained / float_average,
-                "trained_minus_best_baseline": trained - baseline,
+                "trained_share_of_float": None if trained is None else trained / float_average,
+                "trained_minus_best_baseline": None if trained is None else trained - max(baselines.values()),
             }
         )
     return {
@@ -108,17 +134,21 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
 
 def quality_table(result: dict[str, Any]) -> str:
     """Bits as rows: plain sign, SimHash, trained, trained as a share of float."""
+
+    def cell(value: float | None, form: str) -> str:
+        return "n/a" if value is None else format(value, form)
+
     rows = []
     for row in result["rows"]:
-        sign = "n/a" if row["plain_sign"] is None else f"{row['plain_sign']:.2f}"
+        share = None if row["trained_share_of_float"] is None else 100 * row["trained_share_of_float"]
         rows.append(
             [
                 row["bits"],
-                sign,
-                f"{row['simhash']:.2f}",
-                f"**{row['trained']:.2f}**",
-                f"{100 * row['trained_share_of_float']:.1f}%",
-                f"{row['trained_minus_best_baseline']:+.2f}",
+                cell(row["plain_sign"], ".2f"),
+                cell(row["simhash"], ".2f"),
+                f"**{cell(row['trained'], '.2f')}**",
+                cell(share, ".1f") + "%",
+                cell(row["trained_minus_best_baseline"], "+.2f"),
             ]
         )
     headers = ["bits", "plain sign", "SimHash", "trained", "trained / float", "trained - best baseline"]
@@ -215,28 +245,57 @@ def float_topk_many(queries: np.ndarray, items: np.ndarray, k: int) -> np.ndarra
     return out
 
 
+def _search_items(args: argparse.Namespace, float_model: Any, code_model: Any) -> tuple[Any, ...]:
+    """The float vectors and packed codes of `args.items` texts: (vectors, codes, texts, embed seconds).
+
+    Each array is kept in `args.embedded` under a name made of the items, the seed and its model's
+    fingerprint, so that `--parts search` re-runs only the timing (and a new trained model only
+    embeds its codes).
+    """
+    import hashlib
+    import json
+
+    def stored(model: Any) -> Path:
+        key = json.dumps([args.items, args.seed, model.binary, model.dim, common.model_fingerprint(model.path)])
+        return args.embedded / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
+
+    described_file = args.embedded / f"texts-{args.items}-{args.seed}.json"
+    arrays, seconds, texts = [], {}, None
+    described = json.loads(described_file.read_text(encoding="utf-8")) if described_file.is_file() else None
+    for name, model in (("float", float_model), ("binary", code_model)):
+        path = stored(model)
+        if path.is_file() and described is not None:
+            logging.getLogger(__name__).warning("%s search items from %s (embedded earlier)", name, path)
+            arrays.append(np.load(path))
+            seconds[name] = described["seconds"].get(name)
+            continue
+        if texts is None:
+            tmp = Path(tempfile.mkdtemp(prefix="lightembed_binary_"))
+            text_file = tmp / "texts.txt"
+            texts_described = write_texts(args.data, text_file, args.items, args.seed)
+            texts = common.read_lines(text_file)
+            text_file.unlink()
+            tmp.rmdir()
+            described = {"texts": texts_described, "seconds": {}}
+        started = time.perf_counter()
+        arrays.append(model.embed(texts))
+        seconds[name] = described["seconds"][name] = time.perf_counter() - started
+        args.embedded.mkdir(parents=True, exist_ok=True)
+        np.save(path, arrays[-1])
+        described_file.write_text(json.dumps(described), encoding="utf-8")
+    return arrays[0], arrays[1], described["texts"], seconds
+
+
 def search(args: argparse.Namespace) -> dict[str, Any]:
     """Time float and Hamming top-10 over `args.items` real texts."""
     import lightembed
     from lightembed.binary import hamming_topk
     from lightembed.scoring import top_indices
 
-    tmp = Path(tempfile.mkdtemp(prefix="lightembed_binary_"))
-    text_file = tmp / "texts.txt"
-    described = write_texts(args.data, text_file, args.items, args.seed)
-    texts = common.read_lines(text_file)
-    text_file.unlink()
-    tmp.rmdir()
     float_model = lightembed.load(None if args.base == "default" else args.base)
-    started = time.perf_counter()
-    vectors = float_model.embed(texts)
-    float_seconds = time.perf_counter() - started
     widest = max(args.bits)
     code_model = lightembed.load(args.trained, dim=widest, binary=True)
-    started = time.perf_counter()
-    codes = code_model.embed(texts)
-    code_seconds = time.perf_counter() - started
-    del texts
+    vectors, codes, described, embed_seconds = _search_items(args, float_model, code_model)
     rng = np.random.default_rng(args.seed)
     query_rows = rng.choice(len(vectors), size=args.queries, replace=False)
     k = 10
@@ -291,7 +350,7 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
         "queries": int(args.queries),
         "verb_queries": int(args.verb_queries),
         "k": k,
-        "embed_seconds": {"float": float_seconds, "binary": code_seconds},
+        "embed_seconds": embed_seconds,
         "rows": rows,
     }
 
@@ -341,6 +400,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=1_000_000, help="items searched (default 1,000,000)")
     parser.add_argument("--queries", type=int, default=100, help="queries timed (default 100)")
     parser.add_argument("--verb-queries", type=int, default=10, help="of those, timed through model.topk")
+    parser.add_argument(
+        "--simhash-all", action="store_true", help="SimHash at every bit count (default: above the float width)"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="quality: keep earlier results of unchanged encoders in --out"
+    )
+    parser.add_argument(
+        "--embedded",
+        type=Path,
+        default=WORK_DIR / "binary_search",
+        help="folder keeping the search items' vectors and codes, so that a re-run only times (default benchmarks/out/binary_search)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=common.data_dir(), help="shared data folder")
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "binary.json", help="JSON results file")
@@ -350,8 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     if not parts or parts - {"quality", "search", "dev"}:
         parser.error(f"--parts takes quality, search or dev, got {args.parts!r}")
     args.dev_specs = [spec.strip() for spec in args.dev_specs.split(",") if spec.strip()]
-    if parts & {"quality", "search"} and not args.trained:
-        parser.error("the quality and search parts need --trained FOLDER")
+    if "search" in parts and not args.trained:
+        parser.error("the search part needs --trained FOLDER")
     if any(b % 8 for b in args.bits):
         parser.error("--bits must be multiples of 8 (the search slices whole bytes of the widest codes)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
@@ -365,13 +436,14 @@ def main(argv: list[str] | None = None) -> int:
         "base": args.base,
         "cpu_busy_at_start": round(common.cpu_busy_fraction(), 3),
     }
+    previous: dict[str, Any] = {}
     if args.out.is_file():  # keep the other part's results when only one part runs
         import json
 
         previous = json.loads(args.out.read_text(encoding="utf-8"))
         payload.update({key: previous[key] for key in PARTS if key in previous and key not in parts})
     if "quality" in parts:
-        payload["quality"] = quality(args)
+        payload["quality"] = quality(args, previous.get("quality"))
         print(quality_table(payload["quality"]) + "\n")
     if "search" in parts:
         payload["search"] = search(args)

@@ -50,6 +50,7 @@ from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, 
 logger = logging.getLogger(__name__)
 
 TARGETS = ("float", "teacher")
+STARTS = ("sign", "rotation")
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,16 @@ class BinarySettings:
     prefixes: tuple[int, ...] = (64, 128, 256, 512, 1024)  # bit counts whose prefix codes are trained
     epochs: int = 3
     batch_size: int = 512
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # of the codebook copy
+    projection_learning_rate: float | None = None  # of the projection (None: learning_rate)
+    train_codebook: bool = True  # False: only the projection [dim, bits] learns, the codebook copy stays
     temperature: float = 0.05  # of the float model's softmax over in-batch cosines
     code_scale: float = 20.0  # start of the learned scale of the code similarities in the softmax
     contrastive_weight: float = 0.0  # weight of the in-batch InfoNCE on positive pairs (0: off)
     pair_batch_size: int = 512
-    neighbour_share: float = 0.5  # share of each batch made of both texts of neighbour pairs (when given)
+    neighbour_share: float = 0.5  # share of each batch made of neighbour groups (when given)
+    neighbours: int = 0  # k >= 2: groups of each text's k nearest corpus texts (by target cosine); 0: labelled pairs
+    start: str = "sign"  # "sign": the float columns first, then random rotations; "rotation": rotations only
     seed: int = 0
 
     def check(self) -> None:
@@ -82,10 +87,16 @@ class BinarySettings:
         for name in ("learning_rate", "temperature", "code_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.projection_learning_rate is not None and not self.projection_learning_rate > 0:
+            raise ValueError(f"projection_learning_rate must be positive, got {self.projection_learning_rate}")
         if not 0 <= self.neighbour_share < 1:
             raise ValueError(f"neighbour_share must be in [0, 1), got {self.neighbour_share}")
         if self.contrastive_weight < 0:
             raise ValueError(f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
+        if self.neighbours < 0 or self.neighbours == 1:
+            raise ValueError(f"neighbours must be 0 (off) or at least 2, got {self.neighbours}")
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
 
 
 def sign_ste(z: torch.Tensor) -> torch.Tensor:
@@ -102,6 +113,36 @@ def rotation_start(dim: int, bits: int, seed: int = 0) -> np.ndarray:
         q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
         blocks.append(q * np.sign(np.diag(r)))
     return np.concatenate(blocks, axis=1)[:, :bits].astype(np.float32)
+
+
+def code_start(dim: int, bits: int, start: str = "sign", seed: int = 0) -> np.ndarray:
+    """The start projection [dim, bits]: "sign" keeps the float columns as the first bits (the untrained
+    code of the first `dim` bits is the plain sign of the float vector, whose columns are ordered by
+    importance) and adds stacked random rotations after them; "rotation" is `rotation_start`."""
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+    if start == "rotation":
+        return rotation_start(dim, bits, seed)
+    plain = np.eye(dim, min(dim, bits), dtype=np.float32)
+    if bits <= dim:
+        return plain
+    return np.concatenate([plain, rotation_start(dim, bits - dim, seed)], axis=1)
+
+
+def nearest_groups(vectors: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
+    """Rows [n, k]: each row's own index, then its k - 1 nearest other rows by cosine (blocks of `block` rows)."""
+    if k < 2 or k > len(vectors):
+        raise ValueError(f"k must lie in [2, {len(vectors)}] (the number of vectors), got {k}")
+    unit = unit_rows(np.asarray(vectors, dtype=np.float32))
+    groups = np.zeros((len(unit), k), dtype=np.int64)
+    for begin in range(0, len(unit), block):
+        scores = unit[begin : begin + block] @ unit.T
+        rows = np.arange(len(scores))
+        scores[rows, begin + rows] = -np.inf
+        nearest = np.argpartition(-scores, k - 2, axis=1)[:, : k - 1]
+        groups[begin : begin + len(scores), 0] = begin + rows
+        groups[begin : begin + len(scores), 1:] = nearest
+    return groups
 
 
 def listwise_distillation(
@@ -188,9 +229,9 @@ def train_binary_codebook(
     """Learn `table` [vocab, dim] and `projection` [dim, bits] so that the sign bits of
     `pool(table) @ projection` rank the tokenised texts like `targets` (their float vectors).
 
-    `neighbours` [p, 2] are rows of related texts (for example both sides of labelled pairs):
-    `settings.neighbour_share` of every batch is made of such pairs, so that each batch also
-    holds close neighbours whose fine order the loss can teach. The result's table is the
+    `neighbours` [p, k] are groups of rows of related texts (both sides of labelled pairs, or a
+    text and its nearest neighbours): `settings.neighbour_share` of every batch is made of such
+    groups, so that each batch also holds close neighbours whose fine order the loss can teach. The result's table is the
     product, baked: [vocab, bits]. Epoch 0 is the start itself; the epoch with the best mean dev
     Spearman is returned (the last one without dev pairs).
     """
@@ -204,10 +245,19 @@ def train_binary_codebook(
     device = torch.device(device) if device is not None else default_device()
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(settings.seed)
-    weight = torch.nn.Parameter(torch.as_tensor(np.asarray(table, dtype=np.float32)).clone().to(device))
+    weight = torch.nn.Parameter(
+        torch.as_tensor(np.asarray(table, dtype=np.float32)).clone().to(device), requires_grad=settings.train_codebook
+    )
     rotation = torch.nn.Parameter(torch.as_tensor(np.asarray(projection, dtype=np.float32)).clone().to(device))
     log_scale = torch.nn.Parameter(torch.tensor(float(np.log(settings.code_scale)), device=device))
-    optimizer = torch.optim.Adam([weight, rotation, log_scale], lr=settings.learning_rate)
+    projection_lr = settings.projection_learning_rate or settings.learning_rate
+    optimizer = torch.optim.Adam(
+        [
+            {"params": [weight, log_scale] if settings.train_codebook else [log_scale]},
+            {"params": [rotation], "lr": projection_lr},
+        ],
+        lr=settings.learning_rate,
+    )
     target_tensor = torch.as_tensor(unit_rows(targets))
     trainable = np.flatnonzero((tokens.lengths > 0) & (np.abs(targets).sum(axis=1) > 0))
     if len(trainable) < 2:
@@ -331,7 +381,8 @@ def train_binary_model(
     model = lightembed.load(base)
     check_base(model)
     texts = corpus_sample(corpus_files, max_texts, settings.seed)
-    extra, neighbours = neighbour_texts(texts, pairs if settings.neighbour_share > 0 else ())
+    labelled = pairs if settings.neighbour_share > 0 and not settings.neighbours else ()
+    extra, neighbours = neighbour_texts(texts, labelled)
     table = np.asarray(model.parts.embeddings, dtype=np.float32)
     tokens = tokenize(model, texts + extra)
     teacher = None
@@ -341,9 +392,11 @@ def train_binary_model(
         targets = np.concatenate(parts)
     else:
         targets = pooled(table, tokens)
+    if settings.neighbours and settings.neighbour_share > 0:
+        neighbours = nearest_groups(targets, settings.neighbours)
     dev_sets = [CodeDevPairs.from_pairs(name, model, scored) for name, scored in dev]
     pair_tokens = PairTokens.from_pairs(model, pairs) if pairs and settings.contrastive_weight > 0 else None
-    start = rotation_start(model.config.dim, settings.bits, settings.seed)
+    start = code_start(model.config.dim, settings.bits, settings.start, settings.seed)
     result = train_binary_codebook(
         table, start, tokens, targets, dev_sets, settings, pair_tokens, neighbours, device=device, progress=progress
     )
@@ -357,7 +410,7 @@ def train_binary_model(
         "corpus_files": [describe_corpus(Path(p)) for p in corpus_files],
         "corpus_texts_used": len(texts),
         "pair_texts_added": len(extra),
-        "neighbour_pairs": len(neighbours),
+        "neighbour_groups": len(neighbours),
         "target": target,
         "teacher": teacher.name if teacher is not None else None,
         "contrastive_pairs": len(pair_tokens) if pair_tokens is not None else 0,
@@ -387,6 +440,26 @@ def _target_note(p: dict[str, Any]) -> str:
     return f"The float model pooled {p['corpus_texts_used']} corpus texts; those vectors are the targets."
 
 
+def _start_note(s: dict[str, Any], dim: int) -> str:
+    rotations = f"stacked random rotations (seed {s['seed']})"
+    if s.get("start", "rotation") == "rotation":
+        return f"{rotations}, a SimHash-like code of the float vector"
+    if s["bits"] <= dim:
+        return "the identity: the untrained code is the plain sign of the float vector"
+    return f"the identity (the first {dim} bits: the plain sign of the float vector) followed by {rotations}"
+
+
+def _projection_lr_note(s: dict[str, Any]) -> str:
+    lr = s.get("projection_learning_rate")
+    return f", {lr} for the projection" if lr else ""
+
+
+def _neighbour_note(s: dict[str, Any]) -> str:
+    if not s.get("neighbours"):
+        return ""
+    return f"; {100 * s['neighbour_share']:.0f}% of each batch: texts with their {s['neighbours'] - 1} nearest corpus texts"
+
+
 def binary_card(config: ModelConfig, base_card: str | None) -> str:
     """The README.md of a model folder with a trained binary codebook, from its config and provenance."""
     p = config.provenance
@@ -413,11 +486,11 @@ similarity. Bits are ordered by importance: `dim=m` keeps the first m bits (trai
 ## How it was made
 
 1. {_target_note(p)}
-2. The codebook started as the float codebook times {-(-s["bits"] // config.dim)} stacked random rotations
-   (seed {s["seed"]}), a SimHash-like code of the float vector. Then the float codebook copy and
-   the projection were trained together with Adam (learning rate {s["learning_rate"]}, batches of
-   {s["batch_size"]} texts) through a straight-through sign: for every prefix size, the softmax over
-   the in-batch Hamming similarities of each text must match the softmax over the float cosines
+2. The codebook started as the float codebook times {_start_note(s, config.dim)}. Then
+   {"the float codebook copy and " if s.get("train_codebook", True) else ""}the projection were trained
+   with Adam (learning rate {s["learning_rate"]}{_projection_lr_note(s)}, batches of {s["batch_size"]} texts{_neighbour_note(s)})
+   through a straight-through sign: for every prefix size, the softmax over the in-batch Hamming
+   similarities of each text must match the softmax over the float cosines
    (temperature {s["temperature"]}; KL divergence).{pairs} The product is the stored binary codebook.
 3. The epoch with the best mean dev Spearman of the Hamming similarities
    ({", ".join(p["dev_sets"]) or "no dev sets: the last"}, every prefix size) was kept: epoch

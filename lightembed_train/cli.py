@@ -197,6 +197,25 @@ def add_binary(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 512)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     p.add_argument("--temperature", type=float, default=None, help="temperature of the target softmax (default 0.05)")
+    p.add_argument("--projection-lr", type=float, default=None, help="learning rate of the projection (default: --lr)")
+    p.add_argument(
+        "--projection-only", action="store_true", help="train only the projection after pooling, not the codebook copy"
+    )
+    p.add_argument(
+        "--start",
+        choices=("sign", "rotation"),
+        default="sign",
+        help="start codes: the float sign bits then random rotations (sign, default), or rotations only",
+    )
+    p.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        help="put each sampled text with its K-1 nearest corpus texts into the batches (default 0: off)",
+    )
+    p.add_argument(
+        "--neighbour-share", type=float, default=None, help="share of each batch made of neighbour groups (default 0.5)"
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling, start and shuffling seed (default 0)")
     p.add_argument("--pairs", action="store_true", help="add an InfoNCE term on positive pairs from the data folder")
     p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
@@ -216,10 +235,15 @@ def _run_binary(args: argparse.Namespace, command: str) -> int:
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
         "temperature": args.temperature,
+        "neighbour_share": args.neighbour_share,
+        "projection_learning_rate": args.projection_lr,
     }
     settings = BinarySettings(
         bits=args.bits,
         prefixes=prefixes,
+        start=args.start,
+        neighbours=args.neighbours,
+        train_codebook=not args.projection_only,
         seed=args.seed,
         contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
         **{k: v for k, v in given.items() if v is not None},

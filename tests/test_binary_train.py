@@ -22,7 +22,9 @@ from lightembed.pooling import mean_pool
 from lightembed.scoring import unit_rows
 from lightembed_train.binary import (
     BinarySettings,
+    code_start,
     listwise_distillation,
+    nearest_groups,
     rotation_start,
     sign_ste,
     train_binary_codebook,
@@ -58,6 +60,35 @@ def test_rotation_start_stacks_orthonormal_blocks(dim: int, bits: int) -> None:
     assert not np.array_equal(start, rotation_start(dim, bits, seed=2))
 
 
+@pytest.mark.parametrize(("dim", "bits"), [(8, 8), (8, 5), (8, 20)])
+def test_sign_start_keeps_the_float_columns_first(dim: int, bits: int) -> None:
+    start = code_start(dim, bits, "sign", seed=3)
+    assert start.shape == (dim, bits) and start.dtype == np.float32
+    np.testing.assert_array_equal(start[:, : min(dim, bits)], np.eye(dim, min(dim, bits)))
+    np.testing.assert_array_equal(start[:, dim:], rotation_start(dim, bits - dim, seed=3) if bits > dim else start[:, dim:])
+    vectors = np.random.default_rng(0).standard_normal((50, dim)).astype(np.float32)
+    width = min(dim, bits)
+    np.testing.assert_array_equal(pack_signs(vectors @ start[:, :width]), pack_signs(vectors[:, :width]))
+    np.testing.assert_array_equal(code_start(dim, bits, "rotation", seed=3), rotation_start(dim, bits, seed=3))
+    with pytest.raises(ValueError, match="start must be one of"):
+        code_start(dim, bits, "identity")
+
+
+def test_nearest_groups_match_brute_force() -> None:
+    rng = np.random.default_rng(4)
+    vectors = rng.standard_normal((70, 6)).astype(np.float32)
+    groups = nearest_groups(vectors, 4, block=16)  # several blocks, the last one short
+    assert groups.shape == (70, 4)
+    np.testing.assert_array_equal(groups[:, 0], np.arange(70))
+    cosines = unit_rows(vectors) @ unit_rows(vectors).T
+    np.fill_diagonal(cosines, -np.inf)
+    expected = np.sort(np.argsort(-cosines, axis=1)[:, :3], axis=1)
+    np.testing.assert_array_equal(np.sort(groups[:, 1:], axis=1), expected)
+    for k in (1, 71):
+        with pytest.raises(ValueError, match="k must lie in"):
+            nearest_groups(vectors, k)
+
+
 def test_listwise_distillation_prefers_codes_that_keep_the_order() -> None:
     rng = np.random.default_rng(0)
     targets = torch.tensor(unit_rows(rng.standard_normal((32, 6))))
@@ -80,6 +111,8 @@ def test_settings_reject_what_cannot_train() -> None:
         ({"bits": 64, "prefixes": (64,), "batch_size": 1}, "batch_size"),
         ({"bits": 64, "prefixes": (64,), "learning_rate": 0.0}, "learning_rate"),
         ({"bits": 64, "prefixes": (64,), "contrastive_weight": -1.0}, "contrastive_weight"),
+        ({"bits": 64, "prefixes": (64,), "neighbours": 1}, "neighbours"),
+        ({"bits": 64, "prefixes": (64,), "start": "zeros"}, "start"),
     ]
     for kwargs, word in bad:
         with pytest.raises(ValueError, match=word):
@@ -214,11 +247,20 @@ def test_cli_binary(trained_folder: tuple[Path, Path], tmp_path: Path, capsys: p
     model = lightembed.load(out, binary=True)
     assert model.dim == 16
     assert list(model.config.provenance["settings"]["prefixes"]) == [16]
+    options = ["--start", "sign", "--neighbours", "4", "--projection-only", "--projection-lr", "1e-2"]
+    sign = tmp_path / "sign"
+    assert train_cli([*common, "--out", str(sign), "--bits", "12", "--batch-size", "32", *options]) == 0
+    capsys.readouterr()
+    settings = lightembed.load(sign).config.provenance["settings"]
+    assert (settings["start"], settings["neighbours"], settings["train_codebook"]) == ("sign", 4, False)
+    assert "4 nearest" not in (sign / "README.md").read_text(encoding="utf-8")  # 3 neighbours + the text itself
+    assert "3 nearest corpus texts" in (sign / "README.md").read_text(encoding="utf-8")
     bad = [
         (["--bits", "0"], "bits must be at least 1"),
         (["--bits", "16", "--prefixes", "8,32"], "prefix sizes"),
         (["--bits", "16", "--prefixes", "x"], "comma-separated integers"),
         (["--bits", "16", "--lr", "-1"], "learning_rate"),
+        (["--bits", "16", "--neighbours", "1"], "neighbours"),
     ]
     for extra, message in bad:
         assert train_cli([*common, "--out", str(tmp_path / "bad"), *extra]) == 2
