@@ -13,15 +13,18 @@ cosines (KL divergence), at every prefix size of the bits (Matryoshka, so that `
 the codes keep their meaning: bits are ordered by importance). An optional in-batch InfoNCE term
 on positive text pairs (train-allowed labelled pairs) uses the code similarities as well.
 
-The start is the float codebook times a fixed matrix [dim, bits] of stacked random rotations
-(seeded), so the untrained start is a SimHash-like code of the float vector; pooling is linear,
-so the matrix is baked into the rows. The epoch with the best mean dev score over the prefix sizes
-is kept.
+The start is the float codebook times a fixed matrix [dim, bits]: by default the identity for the
+first `dim` bits (the untrained code is the runtime's plain sign of the float vector, whose columns
+are ordered by importance) followed by stacked random rotations (seeded: SimHash-like extra bits);
+pooling is linear, so the matrix is baked into the rows. Batches may hold each sampled text with
+its nearest corpus neighbours, so the loss also sees the fine order of close texts. The epoch with
+the best mean dev score over the prefix sizes is kept (epoch 0 is the start itself).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import sys
 import time
@@ -50,7 +53,8 @@ from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, 
 logger = logging.getLogger(__name__)
 
 TARGETS = ("float", "teacher")
-STARTS = ("sign", "rotation")
+STARTS = ("sign", "itq", "rotation")
+ITQ_ITERATIONS = 50
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class BinarySettings:
     pair_batch_size: int = 512
     neighbour_share: float = 0.5  # share of each batch made of neighbour groups (when given)
     neighbours: int = 0  # k >= 2: groups of each text's k nearest corpus texts (by target cosine); 0: labelled pairs
-    start: str = "sign"  # "sign": the float columns first, then random rotations; "rotation": rotations only
+    start: str = "sign"  # "sign": the float columns first; "itq": those rotated per prefix block (ITQ); then rotations
     seed: int = 0
 
     def check(self) -> None:
@@ -115,17 +119,57 @@ def rotation_start(dim: int, bits: int, seed: int = 0) -> np.ndarray:
     return np.concatenate(blocks, axis=1)[:, :bits].astype(np.float32)
 
 
-def code_start(dim: int, bits: int, start: str = "sign", seed: int = 0) -> np.ndarray:
-    """The start projection [dim, bits]: "sign" keeps the float columns as the first bits (the untrained
-    code of the first `dim` bits is the plain sign of the float vector, whose columns are ordered by
-    importance) and adds stacked random rotations after them; "rotation" is `rotation_start`."""
+def itq_rotation(vectors: np.ndarray, iterations: int = ITQ_ITERATIONS, seed: int = 0, restarts: int = 1) -> np.ndarray:
+    """Iterative quantisation (Gong and Lazebnik): the rotation R [d, d] of the (already centred, PCA-ordered)
+    `vectors` [n, d] whose sign bits lose the least, by alternating B = sign(V R) and the Procrustes fit of R to B.
+
+    ITQ finds a local minimum of ||B - V R||^2; with `restarts` > 1 the best of that many seeded starts is kept.
+    """
+    data = np.asarray(vectors, dtype=np.float64)
+    best, best_loss = None, np.inf
+    for restart in range(restarts):
+        rotation = rotation_start(data.shape[1], data.shape[1], seed + restart).astype(np.float64)
+        for _ in range(iterations):
+            signs = np.where(data @ rotation > 0, 1.0, -1.0)
+            left, _, right = np.linalg.svd(data.T @ signs)
+            rotation = left @ right
+        rotated = data @ rotation
+        loss = float(np.square(np.where(rotated > 0, 1.0, -1.0) - rotated).sum())
+        if loss < best_loss:
+            best, best_loss = rotation, loss
+    return best.astype(np.float32)
+
+
+def code_start(
+    dim: int,
+    bits: int,
+    start: str = "sign",
+    seed: int = 0,
+    vectors: np.ndarray | None = None,
+    blocks: Sequence[int] = (),
+) -> np.ndarray:
+    """The start projection [dim, bits].
+
+    "sign" keeps the float columns as the first bits (the untrained code of the first `dim` bits is
+    the plain sign of the float vector, whose columns are ordered by importance); "itq" rotates
+    those columns within each block between consecutive sizes of `blocks` (for example 0-64,
+    64-128, 128-256) by the ITQ rotation of `vectors` (pooled float vectors [n, dim]), so every
+    prefix size keeps its own columns but spends its bits better; both add stacked random
+    rotations after the first `dim` bits. "rotation" is `rotation_start`.
+    """
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     if start == "rotation":
         return rotation_start(dim, bits, seed)
-    plain = np.eye(dim, min(dim, bits), dtype=np.float32)
+    plain = np.eye(dim, dtype=np.float32)
+    if start == "itq":
+        if vectors is None or vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) < 2:
+            raise ValueError(f"the itq start needs pooled float vectors [n >= 2, {dim}]")
+        edges = sorted({0, dim, *(b for b in blocks if 0 < b < dim)})
+        for first, last in itertools.pairwise(edges):
+            plain[first:last, first:last] = itq_rotation(vectors[:, first:last], seed=seed)
     if bits <= dim:
-        return plain
+        return np.ascontiguousarray(plain[:, :bits])
     return np.concatenate([plain, rotation_start(dim, bits - dim, seed)], axis=1)
 
 
@@ -386,17 +430,18 @@ def train_binary_model(
     table = np.asarray(model.parts.embeddings, dtype=np.float32)
     tokens = tokenize(model, texts + extra)
     teacher = None
+    float_vectors = pooled(table, tokens)
     if target == "teacher":
         teacher = Teacher(teacher_path, device=device)
         parts = [teacher_embeddings(teacher, part, cache_dir, progress=progress) for part in (texts, extra) if part]
         targets = np.concatenate(parts)
     else:
-        targets = pooled(table, tokens)
+        targets = float_vectors
     if settings.neighbours and settings.neighbour_share > 0:
         neighbours = nearest_groups(targets, settings.neighbours)
     dev_sets = [CodeDevPairs.from_pairs(name, model, scored) for name, scored in dev]
     pair_tokens = PairTokens.from_pairs(model, pairs) if pairs and settings.contrastive_weight > 0 else None
-    start = code_start(model.config.dim, settings.bits, settings.start, settings.seed)
+    start = code_start(model.config.dim, settings.bits, settings.start, settings.seed, float_vectors, settings.prefixes)
     result = train_binary_codebook(
         table, start, tokens, targets, dev_sets, settings, pair_tokens, neighbours, device=device, progress=progress
     )
@@ -444,6 +489,11 @@ def _start_note(s: dict[str, Any], dim: int) -> str:
     rotations = f"stacked random rotations (seed {s['seed']})"
     if s.get("start", "rotation") == "rotation":
         return f"{rotations}, a SimHash-like code of the float vector"
+    if s["start"] == "itq":
+        return (
+            f"the ITQ rotation of the pooled corpus vectors within each block of columns between the prefix sizes "
+            f"(the first {dim} bits), followed by {rotations}"
+        )
     if s["bits"] <= dim:
         return "the identity: the untrained code is the plain sign of the float vector"
     return f"the identity (the first {dim} bits: the plain sign of the float vector) followed by {rotations}"

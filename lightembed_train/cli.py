@@ -203,9 +203,10 @@ def add_binary(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--start",
-        choices=("sign", "rotation"),
+        choices=("sign", "itq", "rotation"),
         default="sign",
-        help="start codes: the float sign bits then random rotations (sign, default), or rotations only",
+        help="start codes: the float sign bits (sign, default) or those ITQ-rotated per prefix block (itq), then random "
+        "rotations; or rotations only",
     )
     p.add_argument(
         "--neighbours",

@@ -23,6 +23,7 @@ from lightembed.scoring import unit_rows
 from lightembed_train.binary import (
     BinarySettings,
     code_start,
+    itq_rotation,
     listwise_distillation,
     nearest_groups,
     rotation_start,
@@ -65,13 +66,54 @@ def test_sign_start_keeps_the_float_columns_first(dim: int, bits: int) -> None:
     start = code_start(dim, bits, "sign", seed=3)
     assert start.shape == (dim, bits) and start.dtype == np.float32
     np.testing.assert_array_equal(start[:, : min(dim, bits)], np.eye(dim, min(dim, bits)))
-    np.testing.assert_array_equal(start[:, dim:], rotation_start(dim, bits - dim, seed=3) if bits > dim else start[:, dim:])
+    np.testing.assert_array_equal(
+        start[:, dim:], rotation_start(dim, bits - dim, seed=3) if bits > dim else start[:, dim:]
+    )
     vectors = np.random.default_rng(0).standard_normal((50, dim)).astype(np.float32)
     width = min(dim, bits)
     np.testing.assert_array_equal(pack_signs(vectors @ start[:, :width]), pack_signs(vectors[:, :width]))
     np.testing.assert_array_equal(code_start(dim, bits, "rotation", seed=3), rotation_start(dim, bits, seed=3))
     with pytest.raises(ValueError, match="start must be one of"):
         code_start(dim, bits, "identity")
+
+
+def quantisation_loss(vectors: np.ndarray, rotation: np.ndarray) -> float:
+    rotated = vectors @ rotation
+    return float(np.square(np.where(rotated > 0, 1.0, -1.0) - rotated).sum())
+
+
+def test_itq_rotation_finds_the_planted_axes() -> None:
+    # Known structure: points near the corners (±1, ±1, ±1, ±1) of a cube, seen through a random
+    # rotation. The plain axes split the clusters badly; ITQ must rotate them back onto the axes.
+    rng = np.random.default_rng(5)
+    corners = np.where(rng.random((2000, 4)) > 0.5, 1.0, -1.0)
+    planted = rotation_start(4, 4, seed=9)
+    vectors = ((corners + 0.1 * rng.standard_normal((2000, 4))) @ planted.T).astype(np.float32)
+    one = itq_rotation(vectors, seed=0)  # ITQ finds a local minimum: better than the axes, not always the best
+    assert quantisation_loss(vectors, one) < quantisation_loss(vectors, np.eye(4))
+    rotation = itq_rotation(vectors, seed=0, restarts=5)
+    np.testing.assert_allclose(rotation.T @ rotation, np.eye(4), atol=1e-5)
+    assert quantisation_loss(vectors, rotation) <= quantisation_loss(vectors, one)
+    assert quantisation_loss(vectors, rotation) < 0.1 * quantisation_loss(vectors, np.eye(4))
+    codes = np.where(vectors @ rotation > 0, 1.0, -1.0)
+    # each planted corner gets one code: codes agree with the corners up to a signed permutation of bits
+    agreement = np.abs(codes.T @ corners) / len(corners)
+    np.testing.assert_allclose(np.sort(agreement.max(axis=1)), np.ones(4), atol=0.01)
+
+
+def test_itq_start_rotates_within_prefix_blocks() -> None:
+    rng = np.random.default_rng(6)
+    vectors = (rng.standard_normal((500, 8)) * np.linspace(3, 0.5, 8)).astype(np.float32)
+    start = code_start(8, 20, "itq", seed=2, vectors=vectors, blocks=(4, 8, 20))
+    assert start.shape == (8, 20)
+    np.testing.assert_array_equal(start[:4, 4:8], 0.0)  # the first 4 bits use only the first 4 columns
+    np.testing.assert_array_equal(start[4:, :4], 0.0)
+    np.testing.assert_allclose(start[:, :8].T @ start[:, :8], np.eye(8), atol=1e-5)
+    np.testing.assert_array_equal(start[:, 8:], rotation_start(8, 12, seed=2))
+    for m in (4, 8):
+        assert quantisation_loss(vectors[:, :m], start[:m, :m]) < quantisation_loss(vectors[:, :m], np.eye(m))
+    with pytest.raises(ValueError, match="itq start needs"):
+        code_start(8, 20, "itq", vectors=None)
 
 
 def test_nearest_groups_match_brute_force() -> None:
