@@ -75,6 +75,9 @@ class BinarySettings:
     neighbour_share: float = 0.5  # share of each batch made of neighbour groups (when given)
     neighbours: int = 0  # k >= 2: groups of each text's k nearest corpus texts (by target cosine); 0: labelled pairs
     start: str = "sign"  # "sign": the float columns first; "itq": those rotated per prefix block (ITQ); then rotations
+    centre: bool = (
+        False  # subtract the median pooled corpus vector from every row first (each bit splits the corpus in half)
+    )
     seed: int = 0
 
     def check(self) -> None:
@@ -171,6 +174,17 @@ def code_start(
     if bits <= dim:
         return np.ascontiguousarray(plain[:, :bits])
     return np.concatenate([plain, rotation_start(dim, bits - dim, seed)], axis=1)
+
+
+def centred(table: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """`table` minus the per-column median of the pooled `vectors` of texts with tokens.
+
+    Mean pooling is linear, so every text with tokens pools to its float vector minus that median:
+    each sign bit then splits the corpus in half instead of following the column's offset.
+    """
+    if len(vectors) == 0:
+        raise ValueError("centring needs pooled vectors of at least one text with tokens")
+    return (table - np.median(vectors, axis=0)).astype(np.float32)
 
 
 def nearest_groups(vectors: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
@@ -431,6 +445,7 @@ def train_binary_model(
     tokens = tokenize(model, texts + extra)
     teacher = None
     float_vectors = pooled(table, tokens)
+    code_table = centred(table, float_vectors[tokens.lengths > 0]) if settings.centre else table
     if target == "teacher":
         teacher = Teacher(teacher_path, device=device)
         parts = [teacher_embeddings(teacher, part, cache_dir, progress=progress) for part in (texts, extra) if part]
@@ -441,9 +456,20 @@ def train_binary_model(
         neighbours = nearest_groups(targets, settings.neighbours)
     dev_sets = [CodeDevPairs.from_pairs(name, model, scored) for name, scored in dev]
     pair_tokens = PairTokens.from_pairs(model, pairs) if pairs and settings.contrastive_weight > 0 else None
-    start = code_start(model.config.dim, settings.bits, settings.start, settings.seed, float_vectors, settings.prefixes)
+    start = code_start(
+        model.config.dim, settings.bits, settings.start, settings.seed, pooled(code_table, tokens), settings.prefixes
+    )
     result = train_binary_codebook(
-        table, start, tokens, targets, dev_sets, settings, pair_tokens, neighbours, device=device, progress=progress
+        code_table,
+        start,
+        tokens,
+        targets,
+        dev_sets,
+        settings,
+        pair_tokens,
+        neighbours,
+        device=device,
+        progress=progress,
     )
 
     base_tensors = load_file(str(model.path / WEIGHTS_FILE))
@@ -499,6 +525,12 @@ def _start_note(s: dict[str, Any], dim: int) -> str:
     return f"the identity (the first {dim} bits: the plain sign of the float vector) followed by {rotations}"
 
 
+def _centre_note(s: dict[str, Any]) -> str:
+    if not s.get("centre"):
+        return ""
+    return " minus the median pooled corpus vector (pooling is linear: each bit then splits the corpus in half)"
+
+
 def _projection_lr_note(s: dict[str, Any]) -> str:
     lr = s.get("projection_learning_rate")
     return f", {lr} for the projection" if lr else ""
@@ -536,7 +568,7 @@ similarity. Bits are ordered by importance: `dim=m` keeps the first m bits (trai
 ## How it was made
 
 1. {_target_note(p)}
-2. The codebook started as the float codebook times {_start_note(s, config.dim)}. Then
+2. The codebook started as the float codebook{_centre_note(s)} times {_start_note(s, config.dim)}. Then
    {"the float codebook copy and " if s.get("train_codebook", True) else ""}the projection were trained
    with Adam (learning rate {s["learning_rate"]}{_projection_lr_note(s)}, batches of {s["batch_size"]} texts{_neighbour_note(s)})
    through a straight-through sign: for every prefix size, the softmax over the in-batch Hamming

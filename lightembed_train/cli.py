@@ -209,6 +209,9 @@ def add_binary(subparsers: argparse._SubParsersAction) -> None:
         "rotations; or rotations only",
     )
     p.add_argument(
+        "--centre", action="store_true", help="subtract the median pooled corpus vector first (balanced bits)"
+    )
+    p.add_argument(
         "--neighbours",
         type=int,
         default=0,
@@ -245,6 +248,7 @@ def _run_binary(args: argparse.Namespace, command: str) -> int:
         start=args.start,
         neighbours=args.neighbours,
         train_codebook=not args.projection_only,
+        centre=args.centre,
         seed=args.seed,
         contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
         **{k: v for k, v in given.items() if v is not None},

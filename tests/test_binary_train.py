@@ -22,6 +22,7 @@ from lightembed.pooling import mean_pool
 from lightembed.scoring import unit_rows
 from lightembed_train.binary import (
     BinarySettings,
+    centred,
     code_start,
     itq_rotation,
     listwise_distillation,
@@ -114,6 +115,23 @@ def test_itq_start_rotates_within_prefix_blocks() -> None:
         assert quantisation_loss(vectors[:, :m], start[:m, :m]) < quantisation_loss(vectors[:, :m], np.eye(m))
     with pytest.raises(ValueError, match="itq start needs"):
         code_start(8, 20, "itq", vectors=None)
+
+
+def test_centred_table_gives_balanced_bits(tiny: lightembed.LightEmbed) -> None:
+    rng = np.random.default_rng(7)
+    table = (rng.standard_normal((tiny.config.vocab_size, 8)) + 2.0).astype(np.float32)  # every column offset
+    tokens = tokenize(tiny, random_texts(400, 8))
+    vectors = pooled(table, tokens)
+    assert (vectors > 0).mean() > 0.95  # plain sign bits are almost all 1
+    with_tokens = vectors[tokens.lengths > 0]
+    shifted = centred(table, with_tokens)
+    np.testing.assert_allclose(
+        pooled(shifted, tokens)[tokens.lengths > 0], with_tokens - np.median(with_tokens, axis=0), atol=1e-5
+    )
+    ones = (pooled(shifted, tokens)[tokens.lengths > 0] > 0).mean(axis=0)
+    np.testing.assert_allclose(ones, 0.5, atol=0.01)  # each bit splits the texts in half
+    with pytest.raises(ValueError, match="at least one text"):
+        centred(table, with_tokens[:0])
 
 
 def test_nearest_groups_match_brute_force() -> None:
@@ -289,12 +307,13 @@ def test_cli_binary(trained_folder: tuple[Path, Path], tmp_path: Path, capsys: p
     model = lightembed.load(out, binary=True)
     assert model.dim == 16
     assert list(model.config.provenance["settings"]["prefixes"]) == [16]
-    options = ["--start", "sign", "--neighbours", "4", "--projection-only", "--projection-lr", "1e-2"]
+    options = ["--start", "itq", "--centre", "--neighbours", "4", "--projection-only", "--projection-lr", "1e-2"]
     sign = tmp_path / "sign"
     assert train_cli([*common, "--out", str(sign), "--bits", "12", "--batch-size", "32", *options]) == 0
     capsys.readouterr()
     settings = lightembed.load(sign).config.provenance["settings"]
-    assert (settings["start"], settings["neighbours"], settings["train_codebook"]) == ("sign", 4, False)
+    assert (settings["start"], settings["centre"], settings["neighbours"]) == ("itq", True, 4)
+    assert not settings["train_codebook"]
     assert "4 nearest" not in (sign / "README.md").read_text(encoding="utf-8")  # 3 neighbours + the text itself
     assert "3 nearest corpus texts" in (sign / "README.md").read_text(encoding="utf-8")
     bad = [
