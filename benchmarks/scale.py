@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", type=int, default=[100_000, 300_000, 1_000_000, 3_000_000])
     parser.add_argument("--exact-max", type=int, default=300_000)
     parser.add_argument("--e2e-size", type=int, default=1_000_000)
-    parser.add_argument("--semhash-sizes", nargs="+", type=int, default=[100_000, 300_000, 1_000_000])
+    parser.add_argument("--semhash-sizes", nargs="+", type=int, default=[100_000, 300_000])
     parser.add_argument("--dask-size", type=int, default=200_000)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/lightembed_scale"))
     parser.add_argument("--blas-threads", type=int, default=None, help="OPENBLAS_NUM_THREADS for the workers")

@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +18,7 @@ from .binary import hamming_topk, pack_signs, unpack_signs
 from .cluster import ClusterResult, spherical_kmeans
 from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, check_threshold, deduplicate_vectors, first_copies
 from .folder import RERANKER_FILE, ModelParts, read_model
+from .parallel import ordered_map
 from .partition import DEFAULT_PROBES
 from .pooling import mean_pool
 from .rerank import maxsim_scores
@@ -131,19 +131,12 @@ class LightEmbed:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def iter_embed(self, texts: Iterable[str], *, batch_size: int | None = None) -> Iterator[np.ndarray]:
-        """Embed a stream block by block; tokenising the next block overlaps pooling this one."""
+        """Embed a stream block by block, in order; blocks are tokenised and pooled on one thread per core."""
         batch_size = self.batch_size if batch_size is None else batch_size
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: Future | None = None
-            for start, block in _checked_blocks(texts, batch_size):
-                upcoming = pool.submit(self.tokens.encode, block)
-                if pending is not None:
-                    yield self._vectors(*pending.result())
-                pending = upcoming
-            if pending is not None:
-                yield self._vectors(*pending.result())
+        blocks = (block for _, block in _checked_blocks(texts, batch_size))
+        yield from ordered_map(self._embed_block, blocks)
 
     @property
     def output_width(self) -> int:
@@ -154,6 +147,10 @@ class LightEmbed:
     def output_dtype(self) -> np.dtype:
         """float32, or uint8 for packed binary codes."""
         return np.dtype(np.uint8) if self.binary else np.dtype(np.float32)
+
+    def _embed_block(self, block: list[str]) -> np.ndarray:
+        """Tokenise and pool one block of texts."""
+        return self._vectors(*self.tokens.encode(block))
 
     def _vectors(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Pool and post-process one tokenised block."""

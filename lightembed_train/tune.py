@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 import lightembed
 from lightembed import LightEmbed, ModelConfig, write_model
+from lightembed.parallel import ordered_map
 from lightembed.scoring import unit_rows
 from lightembed.tokenize import TokenBatcher
 
@@ -88,11 +89,10 @@ class TokenizedTexts:
 def tokenize(model: LightEmbed | TokenBatcher, texts: Sequence[str], block: int = 8192) -> TokenizedTexts:
     """The runtime tokenisation of `texts` (the ids its pooling averages), by a model or a token batcher."""
     encode = model.encode if isinstance(model, TokenBatcher) else model.tokens.encode
-    flats, lengths = [], []
-    for start in range(0, len(texts), block):
-        flat, length = encode(list(texts[start : start + block]))
-        flats.append(flat)
-        lengths.append(length)
+    if len(texts) == 0:
+        return TokenizedTexts(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    blocks = (list(texts[start : start + block]) for start in range(0, len(texts), block))
+    flats, lengths = zip(*ordered_map(encode, blocks), strict=True)
     return TokenizedTexts(np.concatenate(flats), np.concatenate(lengths))
 
 
