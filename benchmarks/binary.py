@@ -276,7 +276,7 @@ def _search_items(args: argparse.Namespace, float_model: Any, code_model: Any) -
             texts = common.read_lines(text_file)
             text_file.unlink()
             tmp.rmdir()
-            described = {"texts": texts_described, "seconds": {}}
+            described = {"texts": texts_described, "seconds": (described or {}).get("seconds", {})}
         started = time.perf_counter()
         arrays.append(model.embed(texts))
         seconds[name] = described["seconds"][name] = time.perf_counter() - started
