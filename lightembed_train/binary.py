@@ -75,9 +75,7 @@ class BinarySettings:
     neighbour_share: float = 0.5  # share of each batch made of neighbour groups (when given)
     neighbours: int = 0  # k >= 2: groups of each text's k nearest corpus texts (by target cosine); 0: labelled pairs
     start: str = "sign"  # "sign": the float columns first; "itq": those rotated per prefix block (ITQ); then rotations
-    centre: bool = (
-        False  # subtract the median pooled corpus vector from every row first (each bit splits the corpus in half)
-    )
+    centre: bool = False  # subtract the median pooled corpus vector from every row first (balanced bits)
     seed: int = 0
 
     def check(self) -> None:
@@ -289,9 +287,9 @@ def train_binary_codebook(
 
     `neighbours` [p, k] are groups of rows of related texts (both sides of labelled pairs, or a
     text and its nearest neighbours): `settings.neighbour_share` of every batch is made of such
-    groups, so that each batch also holds close neighbours whose fine order the loss can teach. The result's table is the
-    product, baked: [vocab, bits]. Epoch 0 is the start itself; the epoch with the best mean dev
-    Spearman is returned (the last one without dev pairs).
+    groups, so that each batch also holds close neighbours whose fine order the loss can teach.
+    The result's table is the product, baked: [vocab, bits]. Epoch 0 is the start itself; the
+    epoch with the best mean dev Spearman is returned (the last one without dev pairs).
     """
     settings.check()
     if projection.shape != (table.shape[1], settings.bits):
@@ -520,9 +518,10 @@ def _start_note(s: dict[str, Any], dim: int) -> str:
             f"the ITQ rotation of the pooled corpus vectors within each block of columns between the prefix sizes "
             f"(the first {dim} bits), followed by {rotations}"
         )
+    vector = "centred float vector" if s.get("centre") else "float vector"
     if s["bits"] <= dim:
-        return "the identity: the untrained code is the plain sign of the float vector"
-    return f"the identity (the first {dim} bits: the plain sign of the float vector) followed by {rotations}"
+        return f"the identity: the untrained code is the plain sign of the {vector}"
+    return f"the identity (the first {dim} bits: the plain sign of the {vector}) followed by {rotations}"
 
 
 def _centre_note(s: dict[str, Any]) -> str:
