@@ -14,7 +14,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
-from .binary import pack_signs, unpack_signs
+from .binary import hamming_topk, pack_signs, unpack_signs
 from .cluster import ClusterResult, spherical_kmeans
 from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, check_threshold, deduplicate_vectors, first_copies
 from .folder import RERANKER_FILE, ModelParts, read_model
@@ -200,8 +200,8 @@ class LightEmbed:
             return None
         return self.dim if self.binary and codes.shape[1] == self.output_width else codes.shape[1] * 8
 
-    def _scores(self, query: Items, docs: Items) -> tuple[np.ndarray, list[str] | None]:
-        """Similarity of one query to each doc, and the doc texts when texts were given."""
+    def _query_and_docs(self, query: Items, docs: Items) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+        """One query row and the doc rows, ready to compare, and the doc texts when texts were given."""
         texts = _texts_or_none(docs)
         q = self.vectors(query)
         if len(q) != 1:
@@ -209,6 +209,13 @@ class LightEmbed:
         d = self.vectors(texts if texts is not None else docs)
         if q.shape[1] != d.shape[1]:
             raise ValueError(f"query has width {q.shape[1]} but documents have {d.shape[1]}")
+        if is_codes(q) != is_codes(d):
+            raise TypeError("cannot compare binary codes with float vectors")
+        return q, d, texts
+
+    def _scores(self, query: Items, docs: Items) -> tuple[np.ndarray, list[str] | None]:
+        """Similarity of one query to each doc, and the doc texts when texts were given."""
+        q, d, texts = self._query_and_docs(query, docs)
         return similarity_matrix(q, d, self._bits_for(d))[0], texts
 
     def similarity(self, a: Items, b: Items) -> float | np.ndarray:
@@ -241,7 +248,12 @@ class LightEmbed:
     def topk(self, query: Items, docs: Items, k: int = 10) -> list[Hit]:
         """The k best documents, best first; k larger than the number of documents is clipped."""
         _check_k(k)
-        scores, texts = self._scores(query, docs)
+        q, d, texts = self._query_and_docs(query, docs)
+        if is_codes(d):  # select on integer Hamming distances, then score only the hits
+            indices, distances = hamming_topk(q, d, k)
+            scores = 1.0 - (2.0 / self._bits_for(d)) * distances[0].astype(np.float32)
+            return [Hit(int(i), float(s), texts[i] if texts is not None else None) for i, s in zip(indices[0], scores)]
+        scores = similarity_matrix(q, d)[0]
         return _hits(top_indices(scores, k), scores, texts)
 
     def filter(self, query: Items, docs: Items, threshold: float = 0.5) -> list[Hit]:

@@ -117,11 +117,7 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--base", default=None, help="model folder to start from (default: the bundled default)")
-    p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="plain-text files, one text per line")
-    p.add_argument("--out", required=True, help="output model folder")
-    p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
-    p.add_argument("--max-texts", type=int, default=None, help="a seeded random sample of this many corpus texts")
-    p.add_argument("--cache", default=None, help="folder for the teacher's embeddings of the corpus")
+    _add_corpus_arguments(p)
     p.add_argument("--dims", default="32,64,128,256", help="Matryoshka prefix sizes (default 32,64,128,256)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (default 4)")
     p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 256)")
@@ -148,8 +144,6 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_tune(args: argparse.Namespace, command: str) -> int:
-    from .datasets import data_dir, read_sick, read_sts_benchmark
-    from .pairs import training_pairs
     from .tune import TuneSettings, tune_model
 
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr}
@@ -159,16 +153,8 @@ def _run_tune(args: argparse.Namespace, command: str) -> int:
         contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
         **{k: v for k, v in given.items() if v is not None},
     )
-    data = data_dir() if args.data is None else Path(args.data)
-    if (args.pairs or not args.no_dev) and not data.is_dir():
-        raise FileNotFoundError(f"{data}: data folder not found (set --data, or pass --no-dev without --pairs)")
-    dev = (
-        []
-        if args.no_dev
-        else [("STS-B dev", read_sts_benchmark(data, "dev")), ("SICK trial", read_sick(data, "TRIAL"))]
-    )
     sources = None if args.pair_sources is None else [name.strip() for name in args.pair_sources.split(",")]
-    pairs = training_pairs(data, sources)[0] if args.pairs else []
+    dev, pairs = _dev_and_pairs(args.data, args.no_dev, args.pairs, sources)
     folder = tune_model(
         args.base,
         args.corpus,
@@ -304,6 +290,107 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def add_binary(subparsers: argparse._SubParsersAction) -> None:
+    """`binary`: train a binary codebook whose sign bits rank like the float model (straight-through estimator)."""
+    p = subparsers.add_parser(
+        "binary",
+        help="train binary codes that keep the float model's ranking",
+        description=(
+            "Train a binary codebook [vocab, bits] for a float model folder: the sign bits of its mean-pooled "
+            "rows must rank texts like the float model's cosines (or the teacher's, with --target teacher), at "
+            "every prefix size of the bits. Writes a model folder with the float model unchanged plus the "
+            "binary codebook, used by lightembed.load(folder, binary=True). The epoch with the best Hamming "
+            "Spearman on the dev pairs (STS-B dev and SICK trial) is kept."
+        ),
+    )
+    p.add_argument("--base", default=None, help="float model folder (default: the bundled default)")
+    _add_corpus_arguments(p)
+    p.add_argument("--bits", type=int, default=1024, help="bits per code (default 1024; may exceed the float width)")
+    p.add_argument(
+        "--prefixes", default=None, help="bit counts trained as prefixes (default: 64, 128, ... up to --bits)"
+    )
+    p.add_argument("--target", choices=("float", "teacher"), default="float", help="whose cosines the codes learn")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (default 3)")
+    p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 512)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--temperature", type=float, default=None, help="temperature of the target softmax (default 0.05)")
+    p.add_argument("--projection-lr", type=float, default=None, help="learning rate of the projection (default: --lr)")
+    p.add_argument(
+        "--projection-only", action="store_true", help="train only the projection after pooling, not the codebook copy"
+    )
+    p.add_argument(
+        "--start",
+        choices=("sign", "itq", "rotation"),
+        default="sign",
+        help="start codes: the float sign bits (sign, default) or those ITQ-rotated per prefix block (itq), then random "
+        "rotations; or rotations only",
+    )
+    p.add_argument(
+        "--centre", action="store_true", help="subtract the median pooled corpus vector first (balanced bits)"
+    )
+    p.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        help="put each sampled text with its K-1 nearest corpus texts into the batches (default 0: off)",
+    )
+    p.add_argument(
+        "--neighbour-share", type=float, default=None, help="share of each batch made of neighbour groups (default 0.5)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling, start and shuffling seed (default 0)")
+    p.add_argument("--pairs", action="store_true", help="add an InfoNCE term on positive pairs from the data folder")
+    p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
+    p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
+    p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
+    p.add_argument("--dtype", choices=CODEBOOK_DTYPES, default="int8", help="binary codebook dtype (default int8)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.set_defaults(handler=_run_binary)
+
+
+def _run_binary(args: argparse.Namespace, command: str) -> int:
+    from .binary import BinarySettings, train_binary_model
+
+    prefixes = _int_list(args.prefixes) if args.prefixes else _doublings(64, args.bits)
+    given = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "temperature": args.temperature,
+        "neighbour_share": args.neighbour_share,
+        "projection_learning_rate": args.projection_lr,
+    }
+    settings = BinarySettings(
+        bits=args.bits,
+        prefixes=prefixes,
+        start=args.start,
+        neighbours=args.neighbours,
+        train_codebook=not args.projection_only,
+        centre=args.centre,
+        seed=args.seed,
+        contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    dev, pairs = _dev_and_pairs(args.data, args.no_dev, args.pairs)
+    folder = train_binary_model(
+        args.base,
+        args.corpus,
+        args.out,
+        dev=dev,
+        pairs=pairs,
+        settings=settings,
+        target=args.target,
+        teacher_path=args.teacher,
+        cache_dir=args.cache,
+        max_texts=args.max_texts,
+        dtype=args.dtype,
+        device=args.device,
+        progress=not args.quiet,
+        command=command,
+    )
+    print(folder)
+    return 0
+
+
 def add_reranker(subparsers: argparse._SubParsersAction) -> None:
     """`reranker`: train the learned late-interaction scorer (LITE) of a model folder."""
     p = subparsers.add_parser(
@@ -406,7 +493,48 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_distill, add_tune, add_adapt, add_reranker]
+def _doublings(first: int, last: int) -> tuple[int, ...]:
+    """`first`, 2 x `first`, ... below `last`, then `last` itself: the default prefix sizes."""
+    sizes = []
+    size = first
+    while size < last:
+        sizes.append(size)
+        size *= 2
+    return (*sizes, last)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_distill,
+    add_tune,
+    add_adapt,
+    add_binary,
+    add_reranker,
+]
+
+
+def _add_corpus_arguments(p: argparse.ArgumentParser) -> None:
+    """The corpus, output and teacher options that `tune` and `binary` share."""
+    p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="plain-text files, one text per line")
+    p.add_argument("--out", required=True, help="output model folder")
+    p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--max-texts", type=int, default=None, help="a seeded random sample of this many corpus texts")
+    p.add_argument("--cache", default=None, help="folder for the teacher's embeddings of the corpus")
+
+
+def _dev_and_pairs(
+    data_arg: str | None, no_dev: bool, with_pairs: bool, sources: Sequence[str] | None = None
+) -> tuple[list, list]:
+    """The dev pairs (STS-B dev, SICK trial) unless `no_dev`, and the positive training pairs (from
+    `sources`, None: the default ones) if asked."""
+    from .datasets import data_dir, read_sick, read_sts_benchmark
+    from .pairs import training_pairs
+
+    data = data_dir() if data_arg is None else Path(data_arg)
+    if (with_pairs or not no_dev) and not data.is_dir():
+        raise FileNotFoundError(f"{data}: data folder not found (set --data, or pass --no-dev without --pairs)")
+    dev = [] if no_dev else [("STS-B dev", read_sts_benchmark(data, "dev")), ("SICK trial", read_sick(data, "TRIAL"))]
+    pairs = training_pairs(data, sources)[0] if with_pairs else []
+    return dev, pairs
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -288,9 +288,18 @@ def encoder_from_spec(spec: str, work_dir: Path) -> Encoder:
     - `minilm`: all-MiniLM-L6-v2 through sentence-transformers (the packaged teacher);
     - `wordllamaDIM`: WordLlama l2_supercat at DIM (256, or its own truncation: 64, 128);
     - `model2vecDIM`: model2vec's distillation of the same teacher with PCA to DIM, made once in `work_dir`;
-    - `minilm@DIM`, `model2vecDIM@DIM2`: those peers' vectors cut to their first columns.
+    - `minilm@DIM`, `model2vecDIM@DIM2`: those peers' vectors cut to their first columns;
+    - `MODEL:binary@BITS`: a lightembed model's binary codes as ±1 vectors (its trained binary
+      codebook when it has one, else the plain sign of the first BITS columns);
+    - `SPEC:simhash@BITS`: sign bits of a seeded random projection of any encoder's vectors.
     """
     from .evaluation import encoders
+
+    if match := re.fullmatch(r"(.+):(binary|simhash)@(\d+)", spec):
+        inner, kind, bits = match[1], match[2], int(match[3])
+        if kind == "binary":
+            return encoders.LightEmbedEncoder(inner, dim=bits, binary=True)
+        return encoders.SimHashEncoder(encoder_from_spec(inner, work_dir), bits)
 
     base, at, dim = spec.rpartition("@")
     if not at or not dim.isdigit():

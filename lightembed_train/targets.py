@@ -38,6 +38,15 @@ def read_corpus(paths: Sequence[str | Path]) -> list[str]:
     return list(seen)
 
 
+def corpus_sample(paths: Sequence[str | Path], max_texts: int | None, seed: int) -> list[str]:
+    """The texts of `read_corpus(paths)`, or a seeded random sample of `max_texts` of them, in corpus order."""
+    texts = read_corpus(paths)
+    if max_texts is not None and max_texts < len(texts):
+        keep = np.sort(np.random.default_rng(seed).choice(len(texts), size=max_texts, replace=False))
+        texts = [texts[i] for i in keep]
+    return texts
+
+
 def texts_digest(texts: Sequence[str]) -> str:
     """A short sha256 digest of the texts and their order."""
     digest = hashlib.sha256(str(len(texts)).encode())

@@ -36,7 +36,7 @@ from lightembed.tokenize import TokenBatcher
 
 from .datasets import ScoredPairs
 from .distill import DTYPES, describe_corpus, pca, storage_note, stored_codebook, versions
-from .targets import read_corpus, teacher_embeddings
+from .targets import corpus_sample, teacher_embeddings
 from .teacher import Teacher
 
 logger = logging.getLogger(__name__)
@@ -309,10 +309,7 @@ def tune_model(
     started = time.perf_counter()
     model = lightembed.load(base)
     check_base(model)
-    texts = read_corpus(corpus_files)
-    if max_texts is not None and max_texts < len(texts):
-        keep = np.sort(np.random.default_rng(settings.seed).choice(len(texts), size=max_texts, replace=False))
-        texts = [texts[i] for i in keep]
+    texts = corpus_sample(corpus_files, max_texts, settings.seed)
     teacher = Teacher(teacher_path, device=device)
     teacher_started = time.perf_counter()
     vectors = teacher_embeddings(teacher, texts, cache_dir, progress=progress)

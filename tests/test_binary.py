@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightembed import binary
-from lightembed.binary import as_words, hamming_distance, hamming_similarity, pack_signs, unpack_signs
+from lightembed.binary import (
+    as_words,
+    hamming_distance,
+    hamming_similarity,
+    hamming_topk,
+    pack_signs,
+    smallest_indices,
+    unpack_signs,
+)
 
 
 @pytest.mark.parametrize("bits", [1, 7, 8, 13, 63, 64, 65, 200])
@@ -82,8 +90,10 @@ def test_hamming_distance_in_several_blocks_matches_one_block(monkeypatch: pytes
     b = rng.integers(0, 256, size=(23, 11), dtype=np.uint8)
     naive = np.unpackbits(a[:, None, :] ^ b[None, :, :], axis=-1).sum(axis=-1)
     np.testing.assert_array_equal(hamming_distance(a, b), naive)
-    monkeypatch.setattr(binary, "_HAMMING_BLOCK_BYTES", 64)
-    np.testing.assert_array_equal(hamming_distance(a, b), naive)
+    monkeypatch.setattr(binary, "_TILE_ROWS", 5)  # tiles of 5 code rows, 1 or 3 query rows: ragged edges
+    for tile_bytes in (8, 120):
+        monkeypatch.setattr(binary, "_TILE_BYTES", tile_bytes)
+        np.testing.assert_array_equal(hamming_distance(a, b), naive)
 
 
 @settings(max_examples=200, deadline=None)
@@ -100,3 +110,58 @@ def test_hamming_similarity_is_the_cosine_of_the_sign_vectors(bits: int, n: int,
     sa, sb = unpack_signs(a, bits).astype(np.float64), unpack_signs(b, bits).astype(np.float64)
     cosine = (sa @ sb.T) / bits  # +-1 vectors all have norm sqrt(bits)
     np.testing.assert_allclose(hamming_similarity(a, b, bits), cosine, atol=1e-6)
+
+
+def brute_force_topk(queries: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest codes by Hamming distance from unpacked bits, ties by lower index."""
+    differ = np.unpackbits(queries[:, None, :] ^ codes[None, :, :], axis=-1).sum(axis=-1)
+    order = np.stack([np.lexsort((np.arange(len(codes)), row)) for row in differ])[:, :k]
+    return order, np.take_along_axis(differ, order, axis=1)
+
+
+@pytest.mark.parametrize("bits", [1, 7, 64, 65, 130, 256, 1000])
+def test_hamming_topk_equals_brute_force_across_tiles_and_blocks(bits: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(bits)
+    codes = pack_signs(rng.standard_normal((203, bits)))
+    codes[50] = codes[7]  # exact ties: the lower index comes first
+    queries = np.concatenate([codes[[7, 0]], pack_signs(rng.standard_normal((9, bits)))])
+    expected = brute_force_topk(queries, codes, 12)
+    for tile_rows, tile_bytes, block_bytes in ((4096, 1 << 18, 1 << 26), (10, 16, 203 * 4 * 3), (1, 8, 1)):
+        monkeypatch.setattr(binary, "_TILE_ROWS", tile_rows)
+        monkeypatch.setattr(binary, "_TILE_BYTES", tile_bytes)
+        monkeypatch.setattr(binary, "_TOPK_BLOCK_BYTES", block_bytes)
+        indices, distances = hamming_topk(queries, codes, 12)
+        np.testing.assert_array_equal(indices, expected[0])
+        np.testing.assert_array_equal(distances, expected[1])
+    if bits >= 64:  # random codes this wide are all distinct: the planted copy follows its original
+        assert indices[0, :2].tolist() == [7, 50] and distances[0, :2].tolist() == [0, 0]
+
+
+def test_hamming_topk_clips_k_and_handles_empty_inputs() -> None:
+    codes = np.array([[0b1111_0000], [0b1111_1111], [0b0000_0000]], dtype=np.uint8)
+    indices, distances = hamming_topk(codes[:1], codes, 10)
+    assert indices.tolist() == [[0, 1, 2]] and distances.tolist() == [[0, 4, 4]]
+    assert hamming_topk(codes[:0], codes, 2)[0].shape == (0, 2)
+    empty = hamming_topk(codes[:1], codes[:0], 2)
+    assert empty[0].shape == (1, 0) and empty[1].shape == (1, 0)
+
+
+def test_smallest_indices_orders_ties_by_index() -> None:
+    distances = np.array([3, 1, 2, 1, 0, 3, 1], dtype=np.int32)
+    assert smallest_indices(distances, 4).tolist() == [4, 1, 3, 6]
+    assert smallest_indices(distances, 100).tolist() == [4, 1, 3, 6, 2, 0, 5]
+    assert smallest_indices(distances, 0).tolist() == []
+
+
+def test_hamming_functions_reject_bad_inputs() -> None:
+    codes = np.zeros((3, 2), dtype=np.uint8)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        hamming_topk(codes, codes, 0)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        hamming_topk(codes, codes, True)
+    with pytest.raises(ValueError, match="2 and 3 bytes"):
+        hamming_topk(codes, np.zeros((3, 3), dtype=np.uint8), 1)
+    with pytest.raises(TypeError, match="uint8"):
+        hamming_distance(codes.astype(np.float32), codes)
+    with pytest.raises(TypeError, match="2-D"):
+        hamming_distance(codes[0], codes)

@@ -290,6 +290,7 @@ def test_binary_model_verbs_on_texts_equal_verbs_on_codes(
     ranked_codes = binary_model.rank(query, codes)
     assert [(h.index, h.score) for h in ranked_text] == [(h.index, h.score) for h in ranked_codes]
     assert [h.index for h in binary_model.topk(query, codes, k=3)] == [h.index for h in ranked_text[:3]]
+    assert binary_model.topk("dog park", DOCS, k=4) == ranked_text[:4]  # same hits, scores and texts
     threshold = ranked_text[1].score
     assert [h.index for h in binary_model.filter(query, codes, threshold)] == [
         h.index for h in binary_model.filter("dog park", DOCS, threshold)
@@ -304,6 +305,7 @@ def test_binary_model_with_odd_dim_uses_that_many_bits(tiny_dir: Path) -> None:
     expected = signs @ signs.T / 13
     np.testing.assert_allclose(model.similarity(DOCS, DOCS), expected, atol=1e-6)
     np.testing.assert_allclose(model.similarity(codes, codes), expected, atol=1e-6)
+    assert model.topk(codes[0], codes, k=len(DOCS) + 5) == model.rank(codes[0], codes)
 
 
 # --------------------------------------------------------------------- deduplicate

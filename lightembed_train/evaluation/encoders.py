@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lightembed.binary import unpack_signs
+
 from .base import Encoder
 
 logger = logging.getLogger(__name__)
@@ -43,20 +45,33 @@ def _require(module: str, package: str) -> None:
 
 
 class LightEmbedEncoder:
-    """A lightembed model (the bundled default, a folder or a codebook file), optionally truncated to `dim`."""
+    """A lightembed model (the bundled default, a folder or a codebook file), optionally truncated to `dim`.
 
-    def __init__(self, model: str | Path | None = None, dim: int | None = None, name: str | None = None) -> None:
+    With `binary=True`, its binary codes at `dim` bits as ±1 vectors (their cosine is the Hamming
+    similarity): the sign bits of the pooled binary codebook when the folder has one, else the
+    plain sign of the float vector's first `dim` columns.
+    """
+
+    def __init__(
+        self, model: str | Path | None = None, dim: int | None = None, name: str | None = None, binary: bool = False
+    ) -> None:
         import lightembed
         from lightembed.resolve import resolve_model
 
         folder = resolve_model(model)
-        self.model = lightembed.load(folder, dim=dim)
+        self.model = lightembed.load(folder, dim=dim, binary=binary)
         label = "default" if model in (None, "default") else Path(model).name
-        self.name = name or f"lightembed {label}@{self.model.dim}"
-        self.fingerprint = f"{folder_digest(folder)}-{self.model.dim}"
+        kind = ""
+        if binary:
+            kind = " trained" if self.model.parts.binary_embeddings is not None else " sign"
+        self.name = name or f"lightembed {label}{kind}@{self.model.dim}{'b' if binary else ''}"
+        self.fingerprint = f"{folder_digest(folder)}-{'binary' if binary else ''}{self.model.dim}"
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.model.embed(texts), dtype=np.float32)
+        vectors = self.model.embed(texts)
+        if self.model.binary:
+            return unpack_signs(vectors, self.model.dim)
+        return np.asarray(vectors, dtype=np.float32)
 
 
 class SentenceTransformerEncoder:
@@ -154,6 +169,27 @@ class Model2VecEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.model.encode(texts), dtype=np.float32)
+
+
+class SimHashEncoder:
+    """Sign bits of a seeded random Gaussian projection of another encoder's vectors (SimHash), as ±1 vectors.
+
+    The usual baseline for binary codes of any length, also longer than the float width.
+    """
+
+    def __init__(self, inner: Encoder, bits: int, seed: int = 0) -> None:
+        if bits < 1:
+            raise ValueError(f"bits must be positive, got {bits}")
+        self.inner = inner
+        self.bits = bits
+        self.seed = seed
+        self.name = f"{inner.name} simhash@{bits}b"
+        self.fingerprint = f"{inner.fingerprint}-simhash{bits}-seed{seed}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.inner.encode(texts)
+        planes = np.random.default_rng(self.seed).standard_normal((vectors.shape[1], self.bits)).astype(np.float32)
+        return np.where(vectors @ planes > 0, 1.0, -1.0).astype(np.float32)
 
 
 class TruncatedEncoder:
