@@ -24,7 +24,7 @@ from .pooling import mean_pool
 from .rerank import maxsim_scores
 from .reranker import pooled_cosines
 from .resolve import resolve_model
-from .scoring import is_codes, paired_similarity, similarity_matrix, top_indices, unit_rows
+from .scoring import comparable_rows, is_codes, paired_similarity, similarity_matrix, top_indices, unit_rows
 from .split import semantic_split
 from .tokenize import TokenBatcher
 
@@ -187,11 +187,7 @@ class LightEmbed:
             array = items if items.ndim == 2 else items.reshape(1, -1)
             if array.ndim != 2:
                 raise ValueError(f"expected vectors of shape [n, d], got shape {items.shape}")
-            if is_codes(array):
-                return array
-            if not np.isfinite(array).all():
-                raise ValueError("vectors contain NaN or infinite values")
-            return unit_rows(array)
+            return array if is_codes(array) else comparable_rows(array)
         embedded = self.embed([items] if isinstance(items, str) else items)
         return embedded if self.binary else unit_rows(embedded)
 

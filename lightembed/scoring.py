@@ -17,8 +17,34 @@ def is_codes(x: np.ndarray) -> bool:
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length as float32; zero rows stay zero (never NaN)."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    if np.isinf(norms).any():  # finite rows so large that their squared length overflows float32
+        largest = np.abs(vectors).max(axis=-1, keepdims=True)
+        vectors = np.divide(vectors, largest, out=np.zeros_like(vectors), where=largest > 0)
+        norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+# Rows whose length is within this of 1 count as unit rows (float32 rounding of normalised vectors is ~1e-7).
+UNIT_TOLERANCE = 1e-5
+
+
+def comparable_rows(vectors: np.ndarray) -> np.ndarray:
+    """Float32 unit rows for comparing, without a copy when the rows already have unit (or zero) length.
+
+    One read pass (the row norms) instead of a full copy, so scoring a query against a million
+    stored vectors stays cheap. The result may be the input itself: treat it as read-only.
+    Raises ValueError on NaN or infinite values.
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    if not np.isfinite(norms).all() and not np.isfinite(vectors).all():
+        raise ValueError("vectors contain NaN or infinite values")
+    if ((norms == 0) | (np.abs(norms - 1.0) <= UNIT_TOLERANCE)).all():
+        return vectors
+    return unit_rows(vectors)
 
 
 def similarity_matrix(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> np.ndarray:
