@@ -288,9 +288,14 @@ def encoder_from_spec(spec: str, work_dir: Path) -> Encoder:
     - `minilm`: all-MiniLM-L6-v2 through sentence-transformers (the packaged teacher);
     - `wordllamaDIM`: WordLlama l2_supercat at DIM (256, or its own truncation: 64, 128);
     - `model2vecDIM`: model2vec's distillation of the same teacher with PCA to DIM, made once in `work_dir`;
-    - `minilm@DIM`, `model2vecDIM@DIM2`: those peers' vectors cut to their first columns.
+    - `minilm@DIM`, `model2vecDIM@DIM2`: those peers' vectors cut to their first columns;
+    - `SPEC+FILE.safetensors`: any of those, then the transform file (e.g. a fitted projection).
     """
     from .evaluation import encoders
+
+    inner, plus, transform = spec.rpartition("+")
+    if plus and transform.endswith(".safetensors"):
+        return encoders.TransformedEncoder(encoder_from_spec(inner, work_dir), transform)
 
     base, at, dim = spec.rpartition("@")
     if not at or not dim.isdigit():

@@ -58,16 +58,18 @@ def scan_dims(moments: Moments, scorer: RetrievalScorer, points: int = SCAN_POIN
 
 
 def choose_dims(curve: dict[int, Scores], baseline: float, d: int) -> tuple[int, ...]:
-    """Widths to search: the smallest scanned, one below the plateau, five across it, and full width."""
+    """Widths to search: the smallest scanned, one below the plateau, up to five scanned widths
+    spread across it (the widths within PLATEAU_SHARE of the best gain), and full width."""
     peak = max(s.map_at_k for s in curve.values())
     widths = sorted(curve)
     if peak <= baseline:
         return tuple(sorted({max(1, round(d * f)) for f in (0.1, 0.25, 0.5, 1.0)}))
     cutoff = baseline + PLATEAU_SHARE * (peak - baseline)
-    plateau = [w for w in widths if curve[w].map_at_k >= cutoff]
-    low, high = plateau[0], plateau[-1]
-    below = [w for w in widths if w < low]
-    chosen = {widths[0], d, *(round(low + (high - low) * i / 4) for i in range(5))}
+    inside = [w for w in widths if curve[w].map_at_k >= cutoff]
+    plateau = [w for w in widths if inside[0] <= w <= inside[-1]]
+    spread = {plateau[round(i * (len(plateau) - 1) / 4)] for i in range(5)}
+    below = [w for w in widths if w < plateau[0]]
+    chosen = {widths[0], d, *spread}
     if below:
         chosen.add(below[len(below) // 2])
     return tuple(sorted(chosen))
