@@ -198,7 +198,7 @@ def test_recipes_check_their_steps_and_round_trip_as_json() -> None:
 
 
 def test_grids_are_plain_data_of_the_promised_sizes() -> None:
-    assert 30 <= len(fast_grid()) <= 45 and len(set(fast_grid())) == len(fast_grid())
+    assert 30 <= len(fast_grid()) <= 45 and len(fast_grid(True)) <= 50 and len(set(fast_grid())) == len(fast_grid())
     assert 300 <= len(full_grid(negatives=True)) <= 1000
     assert not any(r.needs_negatives for r in full_grid()) and any(r.needs_negatives for r in full_grid(True))
 
@@ -501,3 +501,19 @@ def test_encoder_spec_with_a_transform_file(tiny_dir, fitted: Projection, tmp_pa
     texts = ["the cat sat", "a dog ran in the park"]
     np.testing.assert_allclose(encoder.encode(texts), unit_rows(plain.encode(texts)[:, :6]), atol=1e-6)
     assert encoder.fingerprint != plain.fingerprint and encoder.name.endswith("+ cut")
+
+
+def test_scorer_reuses_scores_of_equivalent_projections() -> None:
+    """Full-width Rayleigh is whitening whatever the numerator: W W^T = (T + ridge)^-1."""
+    data, _ = planted(60)
+    m = Moments(group_stats(data))
+    scorer = RetrievalScorer(data.vectors, data.groups)
+    a = solve(Recipe.of(("split_rank", {"frac_cross": 0.3, "frac_total": 1.0, "ridge": 0.5})), m)
+    b = solve(Recipe.of(("split_rank", {"frac_cross": 1.0, "frac_total": 1.0, "ridge": 0.5})), m)
+    first = scorer.score(a, [4, DIM])
+    assert len(scorer._seen) == 2
+    second = scorer.score(b, [4, DIM])
+    assert len(scorer._seen) == 3  # the 4-wide prefixes differ, the full widths do not
+    assert second[DIM] == first[DIM]
+    rotated = a @ np.linalg.qr(np.random.default_rng(0).normal(size=(DIM, DIM)))[0]
+    assert scorer.score(rotated, [DIM])[DIM] == first[DIM] and len(scorer._seen) == 3

@@ -13,6 +13,7 @@ so scoring widths 16, 64 and 384 costs one 384-wide product, not three.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 MAP_K = 50
-QUERY_BLOCK = 1024
+BLOCK_ELEMENTS = 1 << 24  # a block of queries x all rows holds at most this many scores (64 MB in float32)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class RetrievalScorer:
         *,
         k: int = MAP_K,
         device: torch.device | str | None = None,
-        block: int = QUERY_BLOCK,
+        block: int | None = None,
     ) -> None:
         if len(vectors) != len(groups):
             raise ValueError(f"{len(vectors)} vectors but {len(groups)} group labels")
@@ -61,7 +62,8 @@ class RetrievalScorer:
             raise ValueError("no row has another row of its group: nothing to score")
         self.k = min(k, len(vectors) - 1)
         self.ranks = torch.arange(1, self.k + 1, device=self.device, dtype=torch.float32)
-        self.block = block
+        self.block = block or max(1, min(len(self.queries), BLOCK_ELEMENTS // len(vectors)))
+        self._seen: dict[bytes, Scores] = {}
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -70,17 +72,29 @@ class RetrievalScorer:
         """Scores of the rows as they are."""
         return self.score(None, [self.vectors.shape[1]])[self.vectors.shape[1]]
 
-    @torch.no_grad()
     def score(self, matrix: np.ndarray | None, dims: Sequence[int]) -> dict[int, Scores]:
-        """Scores of `rows @ matrix[:, :m]` for each m in `dims` (None: the rows themselves)."""
-        projected = (
-            self.vectors
-            if matrix is None
-            else self.vectors @ torch.as_tensor(matrix, dtype=torch.float32, device=self.device)
-        )
+        """Scores of `rows @ matrix[:, :m]` for each m in `dims` (None: the rows themselves).
+
+        Cosines after a projection W depend only on W W^T (up to scale), so a width whose
+        W_m W_m^T matches one scored before (say, two recipes that differ only in directions
+        they both keep) reuses those scores.
+        """
+        width = self.vectors.shape[1] if matrix is None else matrix.shape[1]
         widths = sorted({int(m) for m in dims})
-        if not widths or widths[0] < 1 or widths[-1] > projected.shape[1]:
-            raise ValueError(f"dims must lie in 1..{projected.shape[1]}, got {list(dims)}")
+        if not widths or widths[0] < 1 or widths[-1] > width:
+            raise ValueError(f"dims must lie in 1..{width}, got {list(dims)}")
+        if matrix is None:
+            return self._score(self.vectors, widths)
+        keys = {m: _metric_key(matrix[:, :m]) for m in widths}
+        missing = [m for m in widths if keys[m] not in self._seen]
+        if missing:
+            projected = self.vectors @ torch.as_tensor(matrix, dtype=torch.float32, device=self.device)
+            for m, scores in self._score(projected, missing).items():
+                self._seen[keys[m]] = scores
+        return {m: self._seen[keys[m]] for m in widths}
+
+    @torch.no_grad()
+    def _score(self, projected: torch.Tensor, widths: list[int]) -> dict[int, Scores]:
         squares = torch.cumsum(projected[:, : widths[-1]] ** 2, dim=1)
         inverse_norms = {m: squares[:, m - 1].sqrt().clamp_min(1e-12).reciprocal() for m in widths}
         sums = {m: torch.zeros(2, dtype=torch.float64, device=self.device) for m in widths}
@@ -106,3 +120,11 @@ class RetrievalScorer:
         relevant = self.relevant[rows].clamp(max=self.k).to(torch.float32)
         average_precision = (precision * hits).sum(dim=1) / relevant
         return torch.stack([average_precision.sum(dtype=torch.float64), hits[:, 0].sum(dtype=torch.float64)])
+
+
+def _metric_key(w: np.ndarray) -> bytes:
+    """A digest of W W^T / trace, rounded to 7 decimals: equal for projections that give equal cosines."""
+    metric = np.asarray(w, dtype=np.float64) @ np.asarray(w, dtype=np.float64).T
+    trace = float(np.trace(metric))
+    rounded = np.round(metric / trace, 7) if trace > 0 else metric
+    return hashlib.sha1(np.ascontiguousarray(rounded + 0.0).tobytes()).digest()

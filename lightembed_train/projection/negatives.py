@@ -7,12 +7,12 @@ import torch
 
 from .data import GroupedVectors
 
-ROW_BLOCK = 1024
+BLOCK_ELEMENTS = 1 << 24  # a block of rows x all rows holds at most this many cosines
 
 
 @torch.no_grad()
 def mine_negatives(
-    data: GroupedVectors, per_item: int = 3, *, device: torch.device | str | None = None, block: int = ROW_BLOCK
+    data: GroupedVectors, per_item: int = 3, *, device: torch.device | str | None = None, block: int | None = None
 ) -> np.ndarray:
     """[p, 2] row pairs (row, one of its `per_item` nearest rows outside its group), in row order."""
     if per_item < 1:
@@ -22,6 +22,7 @@ def mine_negatives(
     vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
     groups = torch.as_tensor(data.groups, device=device)
     k = min(per_item, len(vectors) - 1)
+    block = block or max(1, BLOCK_ELEMENTS // len(vectors))
     found = []
     for start in range(0, len(vectors), block):
         rows = torch.arange(start, min(start + block, len(vectors)), device=device)
