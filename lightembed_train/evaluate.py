@@ -170,7 +170,18 @@ class EmbeddingCache:
 
 
 def embed_task(encoder: Encoder, task: Task, cache: EmbeddingCache | None = None) -> Embedded:
-    """The vectors of `task.texts` from `encoder`: from the cache, else timed and stored."""
+    """The vectors of `task.texts` from `encoder`: from the cache, else timed and stored.
+
+    An encoder with a transform file on top embeds through its inner encoder's cache entry
+    and applies the transform (timed too), so trying a transform never re-embeds the texts.
+    """
+    from .evaluation.encoders import TransformedEncoder
+
+    if isinstance(encoder, TransformedEncoder):
+        inner = embed_task(encoder.inner, task, cache)
+        start = time.perf_counter()
+        vectors = encoder.transform.apply(inner.vectors)
+        return Embedded(vectors, inner.seconds + time.perf_counter() - start, inner.cached)
     if cache is not None:
         hit = cache.load(encoder, task)
         if hit is not None:

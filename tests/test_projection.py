@@ -517,3 +517,26 @@ def test_scorer_reuses_scores_of_equivalent_projections() -> None:
     assert second[DIM] == first[DIM]
     rotated = a @ np.linalg.qr(np.random.default_rng(0).normal(size=(DIM, DIM)))[0]
     assert scorer.score(rotated, [DIM])[DIM] == first[DIM] and len(scorer._seen) == 3
+
+
+def test_transformed_encoder_embeds_through_the_inner_cache(tiny_dir, tmp_path) -> None:
+    from lightembed_train.evaluate import EmbeddingCache, embed_task, encoder_from_spec
+    from lightembed_train.evaluation.duplicates import DuplicateGroupsTask
+
+    path = Projection(np.eye(16, 6, dtype=np.float32)).save(tmp_path / "cut.safetensors")
+    task = DuplicateGroupsTask("tiny groups", [["the cat sat", "a cat sat"], ["a dog ran", "the dog ran"]])
+    cache = EmbeddingCache(tmp_path / "cache")
+    plain = embed_task(encoder_from_spec(str(tiny_dir), tmp_path), task, cache)
+    transformed = embed_task(encoder_from_spec(f"{tiny_dir}+{path}", tmp_path), task, cache)
+    assert transformed.cached and len(list((tmp_path / "cache").iterdir())) == 1
+    np.testing.assert_allclose(transformed.vectors, unit_rows(plain.vectors[:, :6]), atol=1e-6)
+
+
+def test_schedule_copes_when_every_family_failed() -> None:
+    grid = fast_grid()[:3] + full_grid()[-3:]
+    schedule = Schedule(grid, seed=0)
+    tried = []
+    for recipe in schedule:
+        tried.append(recipe)
+        schedule.report(recipe, -np.inf)
+    assert sorted(map(str, tried)) == sorted(map(str, grid))

@@ -132,7 +132,7 @@ class Schedule:
         fresh = [family for family in active if family not in self.best]
         if fresh:
             family = self.rng.choice(fresh)
-        elif self.rng.random() < self.explore:
+        elif self.rng.random() < self.explore or max(self.best[f] for f in active) == -math.inf:
             family = self.rng.choice(active)
         else:
             top = max(self.best[f] for f in active)
