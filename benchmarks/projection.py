@@ -18,7 +18,9 @@ whole pipeline: statistics of the train pairs, a width scan, the grid scored on 
 `grid="fast"`, or `grid="full", negatives=3`. The wall time covers exactly that (embedding and
 test scoring excluded); the CPU time of the process over the same span is recorded too, since
 on a shared machine it shows the work done better than the wall time does. The runs alternate tool by tool, so a slow phase of the shared machine
-hits both; each fast run is repeated `--repeats` times with the order swapped.
+hits both; each fast run is repeated `--repeats` times with the order swapped. The first run
+of each tool also gets 95% intervals for its test gain and for the difference between the
+tools, from a paired bootstrap that resamples whole test groups.
 
 Our projections are written to --save-dir (transform files, and the default model with the
 fast projection baked in) for the suite run that checks what they do to the other tasks:
@@ -54,13 +56,14 @@ import torch
 from lightembed.scoring import unit_rows
 from lightembed_train.datasets import read_labelled_pairs
 from lightembed_train.evaluation.duplicates import leave_one_out, union_find_groups
-from lightembed_train.projection import GroupedVectors, fit_projection, split_groups
+from lightembed_train.projection import GroupedVectors, RetrievalScorer, fit_projection, split_groups
 
 logger = logging.getLogger("projection")
 
 SPLIT = (0.75, 0.25)
 SEED = 0
 NEGATIVES = 3  # hard negatives per item for the full grids (litfit's compute_all_stats default)
+BOOTSTRAP = 2000  # resamples of the test groups for the intervals of the gains
 WORK_DIR = common.REPO_ROOT / "benchmarks" / "out" / "projection"
 
 
@@ -162,6 +165,33 @@ RUNNERS: dict[str, Callable[[GroupedVectors, GroupedVectors, str], dict[str, Any
 }
 
 
+def group_bootstrap(values: np.ndarray, groups: np.ndarray, reps: int = BOOTSTRAP, seed: int = SEED) -> list[float]:
+    """95% interval of the mean of per-query `values` over test sets resampled by whole group."""
+    _, inverse = np.unique(groups, return_inverse=True)
+    sums, counts = np.bincount(inverse, weights=values), np.bincount(inverse)
+    picks = np.random.default_rng(seed).integers(0, len(sums), size=(reps, len(sums)))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    return [float(v) for v in np.percentile(means, [2.5, 97.5])]
+
+
+def compare(test: GroupedVectors, ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
+    """Test MAP@50 gains of both projections over the input and of ours over litfit's, with 95% intervals."""
+    scorer = RetrievalScorer(test.vectors, test.groups, device="cpu")
+    groups = test.groups[scorer.query_rows]
+    base, mine, litfit = (scorer.per_query(m)[0] for m in (None, ours, theirs))
+    out = {}
+    for label, delta in (
+        ("ours - input", mine - base),
+        ("litfit - input", litfit - base),
+        ("ours - litfit", mine - litfit),
+    ):
+        out[label] = {
+            "MAP@50": 100 * float(delta.mean()),
+            "95% interval": [100 * v for v in group_bootstrap(delta, groups)],
+        }
+    return out
+
+
 def test_scores(test: GroupedVectors, matrix: np.ndarray | None) -> dict[str, float]:
     """The suite's Quora-groups scores (x100) of the test rows, projected by `matrix` when given."""
     vectors = test.vectors if matrix is None else test.vectors @ matrix
@@ -225,9 +255,11 @@ def main(argv: list[str] | None = None) -> int:
             "val_rows": len(val),
             "test": base,
             "runs": [],
+            "comparisons": {},
         }
         for grid in [s.strip() for s in args.grids.split(",") if s.strip()]:
             repeats = args.repeats if grid == "fast" else 1
+            first: dict[str, np.ndarray] = {}
             for repeat in range(repeats):
                 order = ["litfit", "lightembed"] if repeat % 2 == 0 else ["lightembed", "litfit"]
                 for tool in order:
@@ -251,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
                         **{k: result[k] for k in ("dims_searched", "stage_seconds", "dim_fractions") if k in result},
                     }
                     entry["runs"].append(run)
+                    if repeat == 0:
+                        first[tool] = result["matrix"]
+                        np.save(args.save_dir / f"matrix-{name}-{grid}-{tool}.npy", result["matrix"])
+                    if len(first) == 2 and grid not in entry["comparisons"]:
+                        entry["comparisons"][grid] = compare(test, first["lightembed"], first["litfit"])
+                        logger.info("%s %s: %s", name, grid, entry["comparisons"][grid])
                     logger.info("%s", {k: v for k, v in run.items() if k != "stage_seconds"})
                     if tool == "lightembed" and repeat == 0:
                         projection = result["report"].projection

@@ -540,3 +540,13 @@ def test_schedule_copes_when_every_family_failed() -> None:
         tried.append(recipe)
         schedule.report(recipe, -np.inf)
     assert sorted(map(str, tried)) == sorted(map(str, grid))
+
+
+def test_per_query_scores_average_to_the_scores() -> None:
+    data, _ = planted(50, seed=6)
+    scorer = RetrievalScorer(data.vectors, data.groups, block=17)
+    w = np.random.default_rng(1).normal(size=(DIM, 5))
+    ap, hit = scorer.per_query(w)
+    scores = scorer.score(w, [5])[5]
+    assert len(ap) == len(scorer.query_rows) == len(data)
+    assert ap.mean() == pytest.approx(scores.map_at_k) and hit.mean() == pytest.approx(scores.recall_at_1)

@@ -93,11 +93,34 @@ class RetrievalScorer:
                 self._seen[keys[m]] = scores
         return {m: self._seen[keys[m]] for m in widths}
 
-    @torch.no_grad()
+    def per_query(self, matrix: np.ndarray | None, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(AP@k, first-hit 0/1) of each query row of `rows @ matrix[:, :width]`, e.g. for a bootstrap.
+
+        Query rows are the rows with another row in their group, in row order (`query_rows`).
+        """
+        projected = self.vectors
+        if matrix is not None:
+            projected = projected @ torch.as_tensor(matrix, dtype=torch.float32, device=self.device)
+        width = projected.shape[1] if width is None else width
+        if not 1 <= width <= projected.shape[1]:
+            raise ValueError(f"width must lie in 1..{projected.shape[1]}, got {width}")
+        precision, hits = self._per_query(projected, [width])[width]
+        return precision.cpu().numpy(), hits.cpu().numpy()
+
+    @property
+    def query_rows(self) -> np.ndarray:
+        """The rows that are queries (they have another row of their group)."""
+        return self.queries.cpu().numpy()
+
     def _score(self, projected: torch.Tensor, widths: list[int]) -> dict[int, Scores]:
+        found = self._per_query(projected, widths)
+        return {m: Scores(float(ap.mean()), float(hit.mean())) for m, (ap, hit) in found.items()}
+
+    @torch.no_grad()
+    def _per_query(self, projected: torch.Tensor, widths: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         squares = torch.cumsum(projected[:, : widths[-1]] ** 2, dim=1)
         inverse_norms = {m: squares[:, m - 1].sqrt().clamp_min(1e-12).reciprocal() for m in widths}
-        sums = {m: torch.zeros(2, dtype=torch.float64, device=self.device) for m in widths}
+        parts: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {m: [] for m in widths}
         for start in range(0, len(self.queries), self.block):
             rows = self.queries[start : start + self.block]
             gram = torch.zeros(len(rows), len(self), device=self.device)
@@ -108,18 +131,17 @@ class RetrievalScorer:
                 cosines = gram * inverse_norms[m][rows, None]
                 cosines *= inverse_norms[m][None, :]
                 cosines[torch.arange(len(rows), device=self.device), rows] = -torch.inf
-                sums[m] += self._block_sums(cosines, rows)
-        n = len(self.queries)
-        return {m: Scores(float(sums[m][0]) / n, float(sums[m][1]) / n) for m in widths}
+                parts[m].append(self._block_scores(cosines, rows))
+        return {m: (torch.cat([p[0] for p in found]), torch.cat([p[1] for p in found])) for m, found in parts.items()}
 
-    def _block_sums(self, cosines: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Sum of AP@k and of first-hit indicators over a block of queries."""
+    def _block_scores(self, cosines: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """AP@k and first-hit indicator (float64) of each query of a block."""
         top = torch.topk(cosines, self.k, dim=1, sorted=True).indices
         hits = (self.groups[top] == self.groups[rows, None]).to(torch.float32)
         precision = torch.cumsum(hits, dim=1) / self.ranks
         relevant = self.relevant[rows].clamp(max=self.k).to(torch.float32)
         average_precision = (precision * hits).sum(dim=1) / relevant
-        return torch.stack([average_precision.sum(dtype=torch.float64), hits[:, 0].sum(dtype=torch.float64)])
+        return average_precision.to(torch.float64), hits[:, 0].to(torch.float64)
 
 
 def _metric_key(w: np.ndarray) -> bytes:
