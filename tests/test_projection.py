@@ -375,6 +375,7 @@ def test_baked_model_embeds_the_projected_vectors(tiny_dir, tmp_path, dtype: str
     expected = Projection(w).apply(base.embed(texts))
     np.testing.assert_allclose(baked.embed(texts), expected, atol=tolerance)
     assert baked.dim == 5 and baked.config.provenance["method"] == "project"
+    assert "# Projected lightembed model" in (folder / "README.md").read_text()
     np.testing.assert_allclose(
         lightembed.load(folder, dim=2).embed(texts), unit_rows(expected[:, :2]), atol=tolerance * 2
     )
@@ -384,9 +385,19 @@ def test_baked_model_embeds_the_projected_vectors(tiny_dir, tmp_path, dtype: str
     np.testing.assert_allclose(twice.embed(texts), unit_rows(expected[:, :3]), atol=tolerance * 2)
 
 
-def test_bake_refuses_a_projection_of_the_wrong_width(tiny_dir, tmp_path) -> None:
+def test_bake_refuses_a_wrong_width_and_a_non_linear_model(tiny_dir, tmp_path) -> None:
+    from tiny import tiny_codebook, tiny_tokenizer
+
+    from lightembed.config import AdaptorConfig, ModelConfig
+
     with pytest.raises(ValueError, match="takes 7-dim vectors"):
         Projection(np.ones((7, 2), dtype=np.float32)).bake(tiny_dir, tmp_path / "x")
+    table = tiny_codebook(16)
+    config = ModelConfig(dim=16, vocab_size=len(table), adaptor=AdaptorConfig(layers=1))
+    adaptor = {"adaptor.0.weight": np.eye(16, dtype=np.float32), "adaptor.0.bias": np.zeros(16, dtype=np.float32)}
+    folder = lightembed.write_model(tmp_path / "adapted", config, table, tiny_tokenizer(), adaptor)
+    with pytest.raises(ValueError, match="adaptor"):
+        Projection(np.eye(16, dtype=np.float32)).bake(folder, tmp_path / "y")
 
 
 # --------------------------------------------------------------------------- command lines

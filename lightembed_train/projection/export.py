@@ -113,6 +113,7 @@ class Projection:
 
         `dtype` (float16, float32 or int8 with a scale per row) defaults to float16. A model
         with a projection is baked through it; a model with an adaptor (non-linear) is refused.
+        `card` is the folder's README.md (default: a short one with the recipe and fit details).
         """
         source = resolve_model(model)
         parts = read_model(source)
@@ -149,6 +150,13 @@ class Projection:
         if parts.binary_embeddings is not None or parts.reranker_path is not None:
             config.provenance["dropped"] = (
                 "the base model's binary codebook and reranker (they do not fit the new rows)"
+            )
+        if card is None:
+            card = (
+                f"# Projected lightembed model\n\nThe codebook of `{source}` multiplied by a projection "
+                f"({width} of {self.in_dim} dims) fitted with `lightembed_train.projection`: "
+                f"`{self.recipe or 'given matrix'}`.\n\nHow it was fitted:\n\n```json\n"
+                f"{json.dumps(self.info, indent=2, default=str)}\n```\n"
             )
         return write_model(out, config, embeddings, parts.tokenizer, extra, card)
 
