@@ -312,8 +312,10 @@ def test_bad_inputs_give_clear_errors() -> None:
         from_groups(nan, list("abcd"), groups)
     with pytest.raises(ValueError, match="appears twice"):
         from_groups(vectors, list("abca"), groups)
-    with pytest.raises(ValueError, match="join an id with itself"):
+    with pytest.raises(ValueError, match="every pair joins an id with itself"):
         from_pairs(vectors, list("abcd"), [("a", "a")])
+    kept = from_pairs(vectors, list("abcd"), [("a", "b"), ("c", "d"), ("d", "d")])
+    assert kept.n_positive_pairs() == 2
     with pytest.raises(ValueError, match="2-D"):
         from_groups(np.ones(4), list("abcd"), groups)
     with pytest.raises(ValueError, match="sum to 1"):
@@ -451,6 +453,7 @@ def test_project_cli_on_a_model_bakes_a_model_folder(tiny_dir, tmp_path, capsys)
     for i, word in enumerate(words * 3):  # pairs of texts about the same word, as Quora-style labelled lines
         lines.append(f"the {word} sat on the mat\ta {word} ran in the park\t1\n")
         lines.append(f"the {word} flew over the {words[(i + 1) % 8]}\tred green blue\t0\n")
+    lines.append("the cat sat\tthe cat sat\t1\n")  # a text paired with itself: skipped
     (tmp_path / "pairs.tsv").write_text("".join(lines))
     code, stdout, err = run_train_cli(
         capsys,

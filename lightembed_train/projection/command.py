@@ -54,8 +54,8 @@ def read_groups(path: str | Path) -> dict[str, str]:
 
 
 def read_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """`ITEM<TAB>ITEM[<TAB>LABEL]` lines as positive pairs (label 0 lines skipped)."""
-    pairs = []
+    """`ITEM<TAB>ITEM[<TAB>LABEL]` lines as positive pairs (label-0 lines and self-pairs skipped)."""
+    pairs, same = [], 0
     for fields in read_table(path, (2, 3), "pairs"):
         if len(fields) == 3:
             try:
@@ -64,9 +64,14 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
                 raise ValueError(f"{path}: label {fields[2]!r} is not a number") from None
             if label <= 0:
                 continue
+        if fields[0] == fields[1]:
+            same += 1
+            continue
         pairs.append((fields[0], fields[1]))
+    if same:
+        logger.warning("%s: skipped %d lines that pair an item with itself", path, same)
     if not pairs:
-        raise ValueError(f"{path}: no positive pairs (every label is 0)")
+        raise ValueError(f"{path}: no positive pairs of two different items")
     return pairs
 
 

@@ -8,12 +8,15 @@ length mismatch or a NaN fails here with a message that names it, not deep insid
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..evaluation.duplicates import union_find_groups
+
+logger = logging.getLogger(__name__)
 
 _SHOWN = 5  # how many offending ids an error message lists
 
@@ -160,7 +163,8 @@ def from_pairs(
 ) -> GroupedVectors:
     """Rows of `embeddings` with explicit positive pairs of ids; groups are the pairs' connected components.
 
-    An id that is in no pair is a group of one: an error unless `allow_singletons`.
+    An id that is in no pair is a group of one: an error unless `allow_singletons`. Pairs of
+    an id with itself are dropped (with a warning).
     """
     vectors = as_float_matrix(embeddings)
     rows = _row_of(ids, len(vectors))
@@ -174,9 +178,13 @@ def from_pairs(
     if unknown:
         raise _unknown(unknown, "ids of the pairs are", list(ids))
     index = np.array([(rows[a], rows[b]) for a, b in pair_list], dtype=np.int64)
-    same = np.flatnonzero(index[:, 0] == index[:, 1])
-    if len(same):
-        raise ValueError(f"{len(same)} pairs join an id with itself, e.g. {pair_list[same[0]]!r}")
+    same = index[:, 0] == index[:, 1]
+    if same.any():
+        example = pair_list[int(np.flatnonzero(same)[0])]
+        logger.warning("dropping %d pairs that join an id with itself (they say nothing), e.g. %r", same.sum(), example)
+        index = index[~same]
+        if len(index) == 0:
+            raise ValueError("every pair joins an id with itself: no positive pair to fit on")
     groups = np.full(len(vectors), -1, dtype=np.int64)
     for label, members in enumerate(union_find_groups((int(a), int(b)) for a, b in index)):
         groups[members] = label
