@@ -30,12 +30,17 @@ fast projection baked in) for the suite run that checks what they do to the othe
 
 Usage:
     python benchmarks/projection.py --out benchmarks/results/projection.json
+    # or one process per input, then one file:
+    python benchmarks/projection.py --inputs minilm --out /tmp/p-minilm.json
+    python benchmarks/projection.py --inputs default --out /tmp/p-default.json
+    python benchmarks/projection.py --merge /tmp/p-minilm.json /tmp/p-default.json --out benchmarks/results/projection.json
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import shlex
@@ -216,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         help="limit torch and BLAS threads for both tools (default: the libraries' own defaults); on a machine "
         "that others load, 1 avoids threads spinning on busy cores",
     )
+    parser.add_argument("--merge", nargs="+", type=Path, help="only combine these result files into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
 
@@ -240,7 +248,6 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "inputs": {},
     }
-    rows = []
     for name in [s.strip() for s in args.inputs.split(",") if s.strip()]:
         dev_texts = [t for g in dev_groups for t in g]
         test_texts = [t for g in test_groups for t in g]
@@ -297,43 +304,47 @@ def main(argv: list[str] | None = None) -> int:
                         if name == "default":
                             folder = projection.bake(None, args.save_dir / f"default-quora-{grid}")
                             run["baked"] = str(folder.relative_to(common.REPO_ROOT))
-                    rows.append(_row(name, base, run))
                     payload["inputs"][name] = entry
-                    common.write_json(args.out.stem, {**payload, "table": _table(rows)}, args.out.parent)
-    print(_table(rows))
+                    common.write_json(args.out.stem, {**payload, "table": results_table(payload)}, args.out.parent)
+    print(results_table(payload))
     return 0
 
 
-def _row(name: str, base: dict[str, float], run: dict[str, Any]) -> list[str]:
-    return [
-        name,
-        run["grid"],
-        run["tool"],
-        str(run["candidates"]),
-        f"{base['MAP@50']:.2f}",
-        f"{run['test']['MAP@50']:.2f}",
-        f"{run['test_gain_MAP@50']:+.2f}",
-        f"{run['test']['R@1']:.2f}",
-        f"{run['seconds']:.1f}",
-        f"{run['cpu_seconds']:.1f}",
-        run["choice"],
-    ]
+def results_table(payload: dict[str, Any]) -> str:
+    """Every run of every input as a markdown table."""
+    rows = []
+    for name, entry in payload["inputs"].items():
+        base = entry["test"]["MAP@50"]
+        for run in entry["runs"]:
+            rows.append(
+                [
+                    name,
+                    run["grid"],
+                    run["tool"],
+                    str(run["candidates"]),
+                    f"{base:.2f}",
+                    f"{run['test']['MAP@50']:.2f}",
+                    f"{run['test_gain_MAP@50']:+.2f}",
+                    f"{run['test']['R@1']:.2f}",
+                    f"{run['seconds']:.1f}",
+                    f"{run['cpu_seconds']:.1f}",
+                    run["choice"],
+                ]
+            )
+    headers = ["input", "grid", "tool", "recipes", "test MAP@50 before", "after", "gain", "R@1 after"]
+    return common.markdown_table([*headers, "wall s", "CPU s", "chosen on val"], rows)
 
 
-def _table(rows: list[list[str]]) -> str:
-    headers = [
-        "input",
-        "grid",
-        "tool",
-        "recipes",
-        "test MAP@50 before",
-        "after",
-        "gain",
-        "R@1 after",
-        "wall s",
-        "chosen on val",
-    ]
-    return common.markdown_table(headers, rows)
+def merge(paths: list[Path], out: Path) -> int:
+    """Combine result files of separate runs (e.g. one process per input) into `out`."""
+    payloads = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    merged = {**payloads[0], "merged_from": [p["command"] for p in payloads], "inputs": {}}
+    for payload in payloads:
+        merged["inputs"].update(payload["inputs"])
+    merged["table"] = results_table(merged)
+    common.write_json(out.stem, merged, out.parent)
+    print(merged["table"])
+    return 0
 
 
 if __name__ == "__main__":
