@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import GroupedVectors, from_groups, from_pairs, split_groups
-from .fit import FitReport, fit_projection
+from .data import GroupedVectors, from_groups, from_pairs
+from .fit import FitReport, fit_projection, three_way_split
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,10 @@ def load_items(args: argparse.Namespace) -> tuple[GroupedVectors, str]:
     else:
         import lightembed
 
-        items = list(groups) if groups is not None else list(dict.fromkeys(t for pair in pairs for t in pair))  # type: ignore[union-attr]
+        if groups is not None:
+            items = list(groups)
+        else:
+            items = list(dict.fromkeys(text for pair in pairs or () for text in pair))
         model = lightembed.load(args.model)
         logger.info("embedding %d texts with %s", len(items), model.path)
         vectors, ids, what = model.embed(items, progress=not args.quiet), items, "texts"
@@ -120,11 +123,7 @@ def run_project(args: argparse.Namespace, command: str) -> int:
         raise ValueError("--ids goes with --embeddings")
     split = _fractions(args.split)
     data, what = load_items(args)
-    parts = split_groups(data, split if len(split) == 3 else (*split, 0.0), args.seed)
-    train, val, test = parts[0], parts[1], parts[2] if len(parts[2]) else None
-    for name, part in (("train", train), ("val", val)):
-        if part.n_positive_pairs() == 0:
-            raise ValueError(f"the {name} split has no positive pair: use more groups or other --split fractions")
+    train, val, test = three_way_split(data, split, args.seed)
     logger.info(
         "%d %s in %d groups: %d train, %d val, %d test rows",
         len(data),
@@ -137,7 +136,7 @@ def run_project(args: argparse.Namespace, command: str) -> int:
     report = fit_projection(
         train,
         val,
-        test if test is not None and test.n_positive_pairs() else None,
+        test,
         grid=args.grid,
         negatives=args.negatives,
         dim=args.dim,

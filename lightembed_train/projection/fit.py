@@ -216,11 +216,18 @@ def fit(
         data = from_groups(embeddings, ids, groups, allow_singletons=allow_singletons)
     else:
         data = from_pairs(embeddings, ids, pairs, allow_singletons=allow_singletons)  # type: ignore[arg-type]
+    train, val, test = three_way_split(data, split, seed)
+    return fit_projection(train, val, test, seed=seed, **options)
+
+
+def three_way_split(
+    data: GroupedVectors, split: Sequence[float], seed: int = 0
+) -> tuple[GroupedVectors, GroupedVectors, GroupedVectors | None]:
+    """Train, val and test (None when its fraction is 0 or it holds no pair) by whole group, checked."""
     if len(split) not in (2, 3):
         raise ValueError(f"split needs two fractions (train, val) or three (train, val, test), got {list(split)}")
-    parts = split_groups(data, split, seed)
-    test = parts[2] if len(parts) == 3 and len(parts[2]) else None
-    for name, part in zip(("train", "val", "test"), parts[:2] + ((test,) if test is not None else ())):
+    parts = split_groups(data, (*split, 0.0) if len(split) == 2 else split, seed)
+    for name, part in zip(("train", "val"), parts):
         if part.n_positive_pairs() == 0:
             raise ValueError(f"the {name} split has no positive pair: use more groups or other split fractions")
-    return fit_projection(parts[0], parts[1], test, seed=seed, **options)
+    return parts[0], parts[1], parts[2] if parts[2].n_positive_pairs() > 0 else None
