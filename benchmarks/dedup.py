@@ -190,24 +190,24 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     partner: np.ndarray | None = None
     if args.worker == "lightembed":
         import lightembed
-        from lightembed.dedup import deduplicate_vectors
+        from lightembed.dedup import SearchOptions, deduplicate_vectors
         from lightembed.scoring import unit_rows
 
         start = time.perf_counter()
         model = lightembed.load(args.model)
         info["load_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        result = model.deduplicate(texts, threshold=t)
+        result = model.deduplicate(texts, threshold=t, mode="exact")
         info["total_s"] = time.perf_counter() - start
         removed = result.removed
         partner = np.full(len(texts), -1, dtype=np.int64)
         partner[result.removed] = result.duplicate_of
-        info["call"] = "lightembed.load().deduplicate(texts, threshold=0.9)"
+        info["call"] = 'lightembed.load().deduplicate(texts, threshold=0.9, mode="exact")'
         start = time.perf_counter()
         vectors = unit_rows(model.embed(texts))
         info["embed_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        again = deduplicate_vectors(vectors, t, block_size=model.block_size)
+        again = deduplicate_vectors(vectors, t, block_size=model.block_size, search=SearchOptions(mode="exact"))
         info["dedup_only_s"] = time.perf_counter() - start
         info["vectors_path_same_result"] = bool(np.array_equal(again.removed, result.removed))
         if args.save_vectors:

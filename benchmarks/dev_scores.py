@@ -2,7 +2,9 @@
 
 Only train-allowed dev splits are read (never an evaluation-only file): STS-B dev and SICK trial
 (Spearman x100), WikiQA dev and TrecQA dev (MAP x100), SciFact train claims against the corpus
-(nDCG@10 x100; not a clean check for a model tuned with `--pairs`, which trains on those claims).
+(nDCG@10 x100; not a clean check for a model tuned with `--pairs`, which trains on those claims),
+and probe accuracy x100 on a fixed stratified 20% held out of the TREC and Banking77 train splits
+(the probe fitted on the other 80%; `--pairs` never trains on the held-out 20%).
 Prints one markdown row per model and dimension.
 
 Usage: .venv/bin/python benchmarks/dev_scores.py FOLDER [FOLDER ...] [--dims 64,128,256]
@@ -16,8 +18,17 @@ import sys
 
 import lightembed
 from lightembed.scoring import unit_rows
-from lightembed_train.datasets import data_dir, read_answer_selection, read_scifact, read_sick, read_sts_benchmark
+from lightembed_train.datasets import (
+    data_dir,
+    read_answer_selection,
+    read_banking77,
+    read_scifact,
+    read_sick,
+    read_sts_benchmark,
+    read_trec,
+)
 from lightembed_train.evaluation.base import Task
+from lightembed_train.evaluation.classification import ClassificationTask, holdout_split
 from lightembed_train.evaluation.reranking import RerankingTask
 from lightembed_train.evaluation.retrieval import RetrievalTask
 from lightembed_train.evaluation.sts import StsTask
@@ -32,6 +43,8 @@ def dev_tasks() -> list[Task]:
         RerankingTask("WikiQA dev", read_answer_selection(data / "wikiqa" / "dev.txt")),
         RerankingTask("TrecQA dev", read_answer_selection(data / "trecqa" / "dev.txt")),
         RetrievalTask("SciFact train claims", read_scifact(data, "claims_train.csv")),
+        ClassificationTask("TREC train holdout", *holdout_split(read_trec(data, "train"))),
+        ClassificationTask("Banking77 train holdout", *holdout_split(read_banking77(data, "train"))),
     ]
 
 

@@ -18,4 +18,4 @@ step() { echo "== $*" >&2; local t0=$SECONDS; "$@"; echo "== took $((SECONDS - t
 step "$python" benchmarks/make_frequency_corpus.py --out "$work/corpus.txt"
 step "$python" -m lightembed_train distill --out "$work/distilled" --dim 256 --corpus "$work/corpus.txt"
 step "$python" -m lightembed_train tune --base "$work/distilled" --corpus "$work/corpus.txt" \
-    --max-texts 120000 --cache "$work/teacher-cache" --pairs --dtype int8 --out weights/default
+    --cache "$work/teacher-cache" --pairs --dtype int8 --out weights/default

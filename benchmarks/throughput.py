@@ -82,7 +82,7 @@ def write_model2vec_copy(model_dir: Path, out: Path) -> Path:
     import lightembed
 
     parts = lightembed.read_model(model_dir)
-    if parts.projection is not None or parts.adaptor or parts.token_rows is not None:
+    if parts.transform or parts.token_rows is not None:
         raise SystemExit(f"{model_dir}: has layers after pooling; a model2vec copy would not be the same model")
     out.mkdir(parents=True, exist_ok=True)
     embeddings = np.ascontiguousarray(parts.embeddings, dtype=np.float32)

@@ -8,7 +8,7 @@
 
 from .cluster import ClusterResult
 from .config import ModelConfig
-from .dedup import DedupResult, Duplicate
+from .dedup import DedupResult, Duplicate, SearchOptions
 from .errors import LightEmbedError, ModelFormatError, ModelNotFoundError
 from .folder import read_model, write_model
 from .model import Hit, LightEmbed, load
@@ -26,6 +26,7 @@ __all__ = [
     "ModelConfig",
     "ModelFormatError",
     "ModelNotFoundError",
+    "SearchOptions",
     "Transform",
     "__version__",
     "load",

@@ -15,6 +15,7 @@ bit first). Scores are rounded to 6 decimals.
     lightembed filter "query" docs.csv --column text --threshold 0.6
     lightembed rerank "query" docs.txt -k 10 --output-format text
     lightembed dedup posts.jsonl --field text --threshold 0.9 -o kept.jsonl --report removed.jsonl
+    lightembed dedup big.parquet --column text -o kept.parquet --mode partitioned --work-dir job/
     lightembed cluster texts.txt -k 8 --seed 0
     lightembed split book.txt --target-size 1500
     lightembed transform projection.safetensors vectors.npy -o projected.npy
@@ -32,14 +33,17 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any, NoReturn
 
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, textio
+from . import __version__, jobs, parquetio, textio
+from .dedup import EXACT_LIMIT, MODES, SearchOptions
 from .errors import LightEmbedError
 from .model import Hit, LightEmbed, load
+from .partition import DEFAULT_PROBES
 from .transform import load_transform
 
 PROG = "lightembed"
@@ -98,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print JSON instead of text"
     )
 
-    p = command("embed", "Embed every item: .npy when OUT ends with .npy, else JSON lines.", run_embed, reads=True)
+    p = command("embed", "Embed every item: .npy or Parquet by OUT's suffix, else JSON lines.", run_embed, reads=True)
     _add_input(p)
     _add_output(p)
+    _add_job_options(p)
 
     p = command("similarity", "Similarity of two texts, or of each pair in a TSV file.", run_similarity, reads=False)
     p.add_argument("texts", nargs="*", metavar="TEXT", help="two texts A B")
@@ -115,15 +120,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("filter", "Items at least THRESHOLD similar to the query, in input order.", run_filter, reads=True)
     _add_query(p)
     p.add_argument("--threshold", type=_threshold, default=0.5, help="in [-1, 1] (default: 0.5)")
-    p = command("rerank", "Re-score items against the query with token-level MaxSim.", run_rerank, reads=True)
+    p = command(
+        "rerank",
+        "Re-score items against the query over token vectors: the model's learned scorer, else MaxSim.",
+        run_rerank,
+        reads=True,
+    )
     _add_query(p)
     p.add_argument("-k", type=_positive_int, help="keep the best k (default: all)")
+    p.add_argument(
+        "--method",
+        choices=("auto", "learned", "maxsim"),
+        default="auto",
+        help="learned scorer (reranker.safetensors), MaxSim, or auto: learned when the model has one",
+    )
 
     p = command("dedup", "Remove exact and near duplicates, keeping the first of each group.", run_dedup, reads=True)
     _add_input(p)
     _add_output(p, "kept items in input order, as in the input (default: stdout)")
     p.add_argument("--threshold", type=_threshold, default=0.9, help="in [-1, 1] (default: 0.9)")
     p.add_argument("--report", metavar="REPORT", help="JSON lines file describing each removed item")
+    group = p.add_argument_group("search options")
+    group.add_argument(
+        "--mode",
+        choices=MODES,
+        default="auto",
+        help=f"exact: all pairs; partitioned: k-means clusters and their nearest clusters; ann: usearch index "
+        f"(extra [ann]); auto: exact up to {EXACT_LIMIT:,} distinct items, else partitioned (default: auto)",
+    )
+    group.add_argument("--clusters", type=_positive_int, help="partitioned: fine clusters (default: items / 256)")
+    group.add_argument(
+        "--probes",
+        type=_positive_int,
+        default=DEFAULT_PROBES,
+        help=f"partitioned: nearest clusters each item is compared with (default: {DEFAULT_PROBES})",
+    )
+    group.add_argument("--seed", type=int, default=0, help="partitioned: k-means seed (default: 0)")
+    _add_job_options(p)
 
     p = command("cluster", "Group items with spherical k-means++.", run_cluster, reads=True)
     _add_input(p)
@@ -172,10 +205,12 @@ def _input_options() -> _Parser:
     group.add_argument(
         "--format",
         choices=textio.FORMATS,
-        help="input format (default: from the suffix: .jsonl/.ndjson, .csv, else text)",
+        help="input format (default: from the suffix: .jsonl/.ndjson, .csv, .parquet, else text)",
     )
     group.add_argument("--field", metavar="NAME", help=f"JSON field holding the text (default: {textio.DEFAULT_KEY})")
-    group.add_argument("--column", metavar="NAME", help=f"CSV column holding the text (default: {textio.DEFAULT_KEY})")
+    group.add_argument(
+        "--column", metavar="NAME", help=f"CSV or Parquet column holding the text (default: {textio.DEFAULT_KEY})"
+    )
     return parent
 
 
@@ -185,6 +220,21 @@ def _add_input(p: argparse.ArgumentParser) -> None:
 
 def _add_output(p: argparse.ArgumentParser, what: str = "output file (default: stdout)") -> None:
     p.add_argument("-o", "--output", metavar="OUT", help=what)
+
+
+def _add_job_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("long runs")
+    group.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="keep the run's state here; the same command with the same DIR resumes an interrupted run",
+    )
+    group.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=jobs.DEFAULT_CHUNK_ROWS,
+        help=f"items embedded per resumable chunk (default: {jobs.DEFAULT_CHUNK_ROWS})",
+    )
 
 
 def _add_output_format(p: argparse.ArgumentParser) -> None:
@@ -296,24 +346,38 @@ def model_info(model: LightEmbed) -> dict[str, Any]:
 
 
 def run_embed(args: argparse.Namespace) -> None:
-    """Stream the items through the model into .npy or JSON lines."""
+    """Stream the items through the model into .npy, Parquet or JSON lines (resumable with --work-dir)."""
     model, spec = _load(args), _spec(args)
-    if args.output is not None and args.output.endswith(".npy"):
-        count = textio.count_records(spec)
-        with textio.open_input(spec) as source:
-            blocks = model.iter_embed(record.text for record in source.records)
-            textio.write_npy(
-                args.output,
-                _with_progress(blocks, count, _progress(args)),
-                model.output_width,
-                model.output_dtype,
-                count,
-            )
+    if args.work_dir is not None:
+        if spec.is_stdin:
+            raise UsageError("--work-dir needs an input file: stdin cannot be read again to resume")
+        with jobs.work_folder(args.work_dir) as folder:
+            job = jobs.Job(folder, spec, model, chunk_rows=args.chunk_size, progress=_progress(args))
+            count = job.embed()
+            _write_embeddings(args.output, job.vector_chunks(), model, count)
         return
-    with textio.open_input(spec) as source, textio.open_output(args.output) as out:
+    count = textio.count_records(spec) if _suffix(args.output) == ".npy" else None
+    with textio.open_input(spec) as source:
         blocks = model.iter_embed(record.text for record in source.records)
+        _write_embeddings(args.output, _with_progress(blocks, count, _progress(args)), model, count)
+
+
+def _suffix(path: str | None) -> str:
+    return os.path.splitext(path)[1].lower() if path is not None else ""
+
+
+def _write_embeddings(output: str | None, blocks: Iterable[np.ndarray], model: LightEmbed, count: int | None) -> None:
+    """Blocks of vectors to .npy (memory-mapped when the count is known), Parquet, or JSON lines."""
+    if _suffix(output) == ".npy":
+        textio.write_npy(output, blocks, model.output_width, model.output_dtype, count)
+        return
+    if _suffix(output) == ".parquet":
+        with textio.atomic_path(output) as temp:
+            parquetio.write_embeddings(temp, blocks, model.output_width, model.output_dtype)
+        return
+    with textio.open_output(output) as out:
         index = 0
-        for block in _with_progress(blocks, None, _progress(args)):
+        for block in blocks:
             values = [row.tobytes().hex() for row in block] if model.binary else block.tolist()
             textio.write_jsonl(out, ({"index": index + i, "embedding": v} for i, v in enumerate(values)))
             index += len(block)
@@ -355,43 +419,35 @@ def run_filter(args: argparse.Namespace) -> None:
 
 
 def run_rerank(args: argparse.Namespace) -> None:
-    """Items re-scored with MaxSim over token vectors, best first."""
+    """Items re-scored over token vectors (learned scorer or MaxSim), best first."""
     model, texts = _load(args), textio.read_texts(_spec(args))
-    _write_hits(args, model.rerank(args.query, texts, args.k), texts)
+    _write_hits(args, model.rerank(args.query, texts, args.k, method=args.method), texts)
 
 
 def run_dedup(args: argparse.Namespace) -> None:
-    """Write the kept items unchanged, an optional report of the removed ones, and a summary on stderr."""
-    model = _load(args)
+    """Write the kept items unchanged, an optional report of the removed ones, and a summary on stderr.
+
+    The input is embedded in chunks into a work folder (a temporary one unless --work-dir is
+    given, which makes the run resumable) and read a second time to write the kept records.
+    """
+    model, spec = _load(args), _spec(args)
+    search = SearchOptions(mode=args.mode, clusters=args.clusters, probes=args.probes, seed=args.seed)
+    textio.input_format(spec)
+    if args.work_dir is not None and spec.is_stdin:
+        raise UsageError("--work-dir needs an input file: stdin cannot be read again to resume")
     start = time.perf_counter()
-    with textio.open_input(_spec(args)) as source:
-        header, records = source.header, list(source.records)
-    texts = [record.text for record in records]
-    result = model.deduplicate(texts, args.threshold, progress=_progress(args))
-    with textio.open_output(args.output) as out:
-        out.write(header)
-        out.writelines(records[i].raw for i in result.kept)
-    if args.report is not None:
-        with textio.open_output(args.report) as out:
-            textio.write_jsonl(out, dedup_report(result.duplicates, texts))
+    with jobs.work_folder(args.work_dir) as folder:
+        if spec.is_stdin:
+            spec = replace(spec, path=str(jobs.spool_stdin(folder)), label="<stdin>")
+        job = jobs.Job(folder, spec, model, chunk_rows=args.chunk_size, progress=_progress(args))
+        result = job.deduplicate(args.threshold, search)
+        jobs.write_kept(spec, result, args.output, args.report)
     exact = int(result.exact.sum())
+    total = len(result.kept) + len(result.removed)
     _stderr(
-        f"dedup: {len(texts)} items, {len(result.kept)} kept, {len(result.removed)} removed "
-        f"({exact} exact) in {time.perf_counter() - start:.2f} s"
+        f"dedup: {total} items, {len(result.kept)} kept, {len(result.removed)} removed "
+        f"({exact} exact) in {time.perf_counter() - start:.2f} s, {result.mode} search"
     )
-
-
-def dedup_report(duplicates: Iterable[Any], texts: list[str]) -> Iterator[dict[str, Any]]:
-    """One JSON-ready row per removed item, naming the kept item it duplicates."""
-    for d in duplicates:
-        yield {
-            "index": d.index,
-            "text": texts[d.index],
-            "duplicate_of": d.duplicate_of,
-            "duplicate_text": texts[d.duplicate_of],
-            "score": round(d.score, 6),
-            "exact": d.exact,
-        }
 
 
 def run_cluster(args: argparse.Namespace) -> None:

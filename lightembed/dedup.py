@@ -1,23 +1,36 @@
-"""Semantic deduplication: exact copies first, then a non-transitive greedy pass over all pairs.
+"""Semantic deduplication: exact copies first, then a non-transitive greedy pass over similar pairs.
 
 Items are walked in order; an item is removed only when it is similar (score >= threshold)
-to an item that was *kept*, so chains A~B~C never remove C because of A through B. All pairs
-are compared exactly, in blocks, so memory stays bounded by the block size.
+to an item that was *kept*, so chains A~B~C never remove C because of A through B. Which pairs
+are compared depends on the mode:
+
+- `exact`: all pairs, in blocks (memory bounded by the block size; time quadratic).
+- `partitioned`: pairs inside k-means clusters and their nearest clusters (`lightembed.partition`),
+  near-exact recall in about linear time.
+- `ann`: pairs among each item's nearest neighbours in a usearch index (`lightembed.ann`, extra `[ann]`).
+- `auto`: exact up to `EXACT_LIMIT` distinct items, partitioned above.
+
+Every mode applies the same rule to the pairs it finds and returns the same `DedupResult`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .partition import DEFAULT_PROBES, Pairs, partitioned_pairs
 from .scoring import blocks, similarity_matrix
 
 DEFAULT_BLOCK_SIZE = 2048
+MODES = ("auto", "exact", "partitioned", "ann")
+EXACT_LIMIT = 50_000  # distinct items up to which `auto` compares all pairs
+WAVE_ROUNDS = 64  # vectorised rounds of the greedy pass over pairs before it walks the rest item by item
 
 
 class Duplicate(NamedTuple):
@@ -44,10 +57,12 @@ class DedupResult:
     exact: np.ndarray
     threshold: float
     items: Sequence[str] | None = None
+    mode: str = "exact"
     _vectors: np.ndarray = field(default=None, repr=False)  # one row per distinct item
     _first: np.ndarray = field(default=None, repr=False)  # item -> its first exact copy
     _bits: int | None = field(default=None, repr=False)
     _block_size: int = field(default=DEFAULT_BLOCK_SIZE, repr=False)
+    _search: SearchOptions = field(default=None, repr=False)
 
     @property
     def kept_items(self) -> list[str]:
@@ -75,6 +90,8 @@ class DedupResult:
 
     def rethreshold(self, threshold: float) -> DedupResult:
         """The same deduplication at another threshold, from the stored vectors (no re-embedding)."""
+        if self._vectors is None:
+            raise ValueError("this result holds no vectors to re-threshold (it was computed elsewhere)")
         return deduplicate_vectors(
             self._vectors,
             threshold,
@@ -82,12 +99,44 @@ class DedupResult:
             block_size=self._block_size,
             items=self.items,
             first_copy=self._first,
+            search=self._search,
         )
 
     def _items(self) -> Sequence[str]:
         if self.items is None:
             raise ValueError("this result was computed from vectors; there are no texts to return")
         return self.items
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to find similar pairs: the mode, and for the partitioned mode the clusters, probes and seed.
+
+    `clusters=None` picks about one fine cluster per 256 items; `probes` is how many of its nearest
+    clusters each item is compared with (its own included).
+    """
+
+    mode: str = "auto"
+    clusters: int | None = None
+    probes: int = DEFAULT_PROBES
+    seed: int = 0
+    neighbours: int = 32  # ann: neighbours asked of the index per item
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown dedup mode {self.mode!r} (expected one of {', '.join(MODES)})")
+        for name in ("clusters", "probes", "neighbours"):
+            value = getattr(self, name)
+            if value is None and name == "clusters":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    def resolved(self, n: int) -> str:
+        """The mode to run for `n` distinct items (`auto`: exact up to EXACT_LIMIT)."""
+        if self.mode == "auto":
+            return "exact" if n <= EXACT_LIMIT else "partitioned"
+        return self.mode
 
 
 def check_threshold(threshold: float) -> float:
@@ -104,6 +153,24 @@ def first_copies(items: Sequence[str]) -> np.ndarray:
     return np.fromiter((seen.setdefault(text, i) for i, text in enumerate(items)), dtype=np.int64, count=len(items))
 
 
+def text_hashes(texts: Iterable[str]) -> np.ndarray:
+    """A 128-bit BLAKE2b digest of each text's UTF-8 bytes: [n, 2] uint64 (exact copies at scale, without the texts)."""
+    digests = b"".join(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts)
+    return np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2)
+
+
+def first_copies_of_hashes(hashes: np.ndarray) -> np.ndarray:
+    """For each item the index of the first item with the same hash (itself when it is the first)."""
+    n = len(hashes)
+    order = np.lexsort((np.arange(n), hashes[:, 1], hashes[:, 0]))
+    ordered = hashes[order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    first = np.empty(n, dtype=np.int64)
+    first[order] = order[np.maximum.accumulate(np.where(starts, np.arange(n), 0))]
+    return first
+
+
 def deduplicate_vectors(
     vectors: np.ndarray,
     threshold: float,
@@ -113,22 +180,64 @@ def deduplicate_vectors(
     items: Sequence[str] | None = None,
     first_copy: np.ndarray | None = None,
     progress: bool = False,
+    search: SearchOptions | None = None,
 ) -> DedupResult:
     """Deduplicate items given one vector (unit rows) or packed code per *distinct* item.
 
     `first_copy` maps every item to its first exact copy; `vectors` then has one row per
     distinct item, in order of first appearance. Without it every row is its own item.
+    `search` chooses how similar pairs are found (default: `SearchOptions()`, mode auto).
     """
     threshold = check_threshold(threshold)
     if block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
+    search = search or SearchOptions()
     n_items = len(first_copy) if first_copy is not None else len(vectors)
     if first_copy is None:
         first_copy = np.arange(n_items)
     distinct = np.flatnonzero(first_copy == np.arange(n_items))
     if len(distinct) != len(vectors):
         raise ValueError(f"{len(vectors)} vectors for {len(distinct)} distinct items")
-    match, score = greedy_matches(vectors, threshold, bits=bits, block_size=block_size, progress=progress)
+    mode = search.resolved(len(vectors))
+    if mode == "exact":
+        match, score = greedy_matches(vectors, threshold, bits=bits, block_size=block_size, progress=progress)
+    else:
+        match, score = greedy_from_pairs(len(vectors), find_pairs(vectors, threshold, mode, search, bits, block_size))
+    result = result_from_matches(match, score, first_copy, threshold, mode=mode, items=items)
+    return replace(result, _vectors=vectors, _bits=bits, _block_size=block_size, _search=search)
+
+
+def find_pairs(
+    vectors: np.ndarray, threshold: float, mode: str, search: SearchOptions, bits: int | None, block_size: int
+) -> Pairs:
+    """Pairs at or above `threshold` found by the partitioned or the ANN search."""
+    if mode == "partitioned":
+        return partitioned_pairs(
+            vectors,
+            threshold,
+            n_clusters=search.clusters,
+            probes=search.probes,
+            seed=search.seed,
+            bits=bits,
+            block_size=block_size,
+        )
+    from .ann import ann_pairs
+
+    return ann_pairs(vectors, threshold, neighbours=search.neighbours, bits=bits)
+
+
+def result_from_matches(
+    match: np.ndarray,
+    score: np.ndarray,
+    first_copy: np.ndarray,
+    threshold: float,
+    *,
+    mode: str,
+    items: Sequence[str] | None = None,
+) -> DedupResult:
+    """The result over items, from the match of each distinct row (-1: kept) and exact copies' first copies."""
+    n_items = len(first_copy)
+    distinct = np.flatnonzero(first_copy == np.arange(n_items))
 
     # Map distinct-row results back to items; exact copies follow their first copy.
     row_of_item = np.cumsum(first_copy == np.arange(n_items)) - 1
@@ -147,10 +256,8 @@ def deduplicate_vectors(
         exact=(is_copy & first_kept)[removed],
         threshold=threshold,
         items=items,
-        _vectors=vectors,
+        mode=mode,
         _first=first_copy,
-        _bits=bits,
-        _block_size=block_size,
     )
 
 
@@ -229,3 +336,51 @@ def _resolve_within_block(
         match[offset + i] = offset + j
         score[offset + i] = row[j]
     return kept
+
+
+def greedy_from_pairs(n: int, pairs: Pairs, rounds: int = WAVE_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
+    """The greedy rule of `greedy_matches`, given every pair at or above the threshold.
+
+    Returns (match [n] int64, score [n] float32) like `greedy_matches`: the most similar earlier
+    kept row (ties: the lower row), or -1 for a kept row. Rows are decided in vectorised rounds:
+    a row is removed once one earlier neighbour is known kept, and kept once all of them are
+    known removed. After `rounds` rounds (long chains), the rest is walked row by row.
+    """
+    later, earlier, score = pairs
+    order = np.lexsort((earlier, later))
+    later, earlier, score = later[order], earlier[order], score[order]
+    undecided, kept, removed = 0, 1, 2
+    status = np.full(n, kept, dtype=np.int8)
+    status[later] = undecided
+    live_later, live_earlier = later, earlier
+    for _ in range(rounds):
+        if not len(live_later):
+            break
+        status[live_later[status[live_earlier] == kept]] = removed
+        live = status[live_later] == undecided
+        live_later, live_earlier = live_later[live], live_earlier[live]
+        blocked = np.unique(live_later[status[live_earlier] != removed])
+        status[np.setdiff1d(live_later, blocked, assume_unique=False)] = kept
+        live = status[live_later] == undecided
+        live_later, live_earlier = live_later[live], live_earlier[live]
+    if len(live_later):
+        _walk(status, live_later, live_earlier, kept, removed)
+    chosen = (status[later] == removed) & (status[earlier] == kept)
+    later, earlier, score = later[chosen], earlier[chosen], score[chosen]
+    best = np.lexsort((earlier, -score, later))
+    first = np.ones(len(best), dtype=bool)
+    first[1:] = later[best][1:] != later[best][:-1]
+    best = best[first]
+    match = np.full(n, -1, dtype=np.int64)
+    out_score = np.zeros(n, dtype=np.float32)
+    match[later[best]] = earlier[best]
+    out_score[later[best]] = score[best]
+    return match, out_score
+
+
+def _walk(status: np.ndarray, later: np.ndarray, earlier: np.ndarray, kept: int, removed: int) -> None:
+    """Decide the remaining rows one by one in order (`later` sorted); one step per row, not per pair."""
+    rows, starts = np.unique(later, return_index=True)
+    ends = np.append(starts[1:], len(later))
+    for row, start, end in zip(rows.tolist(), starts.tolist(), ends.tolist()):
+        status[row] = removed if (status[earlier[start:end]] == kept).any() else kept

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 
 from .config import ModelConfig
 from .errors import ModelFormatError, ModelNotFoundError
+from .reranker import LiteScorer, load_reranker
 from .transform import FLOAT_DTYPES, Transform, finite_float_tensor, parse_transform, transform_keys
 
 CONFIG_FILE = "config.json"
@@ -42,6 +43,7 @@ class ModelParts:
     transform: Transform = field(default_factory=Transform)  # projection and adaptor after pooling
     binary_embeddings: np.ndarray | None = None
     reranker_path: Path | None = None
+    reranker: LiteScorer | None = None  # the learned scorer of reranker.safetensors, validated
 
 
 def read_model(path: str | Path) -> ModelParts:
@@ -98,8 +100,11 @@ def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
         if d > width:
             raise ModelFormatError(f"{path / CONFIG_FILE}: matryoshka dim {d} exceeds the output width {width}")
     reranker_path = path / RERANKER_FILE
-    if config.reranker and not reranker_path.is_file():
-        raise ModelFormatError(f"{reranker_path}: config says the model has a reranker, but the file is missing")
+    reranker = None
+    if config.reranker:
+        if not reranker_path.is_file():
+            raise ModelFormatError(f"{reranker_path}: config says the model has a reranker, but the file is missing")
+        reranker = load_reranker(reranker_path, config.dim)
     tokenizer = _read_tokenizer(path / TOKENIZER_FILE, config.vocab_size)
     return ModelParts(
         config=config,
@@ -109,6 +114,7 @@ def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
         transform=transform,
         binary_embeddings=binary,
         reranker_path=reranker_path if config.reranker else None,
+        reranker=reranker,
     )
 
 

@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
 from .binary import pack_signs, unpack_signs
 from .cluster import ClusterResult, spherical_kmeans
-from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, check_threshold, deduplicate_vectors, first_copies
-from .folder import ModelParts, read_model
+from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, check_threshold, deduplicate_vectors, first_copies
+from .folder import RERANKER_FILE, ModelParts, read_model
+from .partition import DEFAULT_PROBES
 from .pooling import mean_pool
 from .rerank import maxsim_scores
+from .reranker import pooled_cosines
 from .resolve import resolve_model
 from .scoring import is_codes, paired_similarity, similarity_matrix, top_indices, unit_rows
 from .split import semantic_split
@@ -29,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 Items = str | Iterable[str] | np.ndarray
 DEFAULT_BATCH_SIZE = 2048
+RERANK_METHODS = ("auto", "learned", "maxsim")
 
 
 class Hit(NamedTuple):
@@ -78,6 +82,8 @@ class LightEmbed:
         self._post_pooling = bool(parts.transform)
         self._table = self._pooling_table(parts.embeddings)
         self._binary_table = None
+        self._rerank_table: np.ndarray | None = None
+        self._rerank_tokens: TokenBatcher | None = None
         if binary and parts.binary_embeddings is not None:
             self._binary_table = np.ascontiguousarray(parts.binary_embeddings[:, : self.dim], dtype=np.float32)
 
@@ -163,7 +169,7 @@ class LightEmbed:
         return unit_rows(pooled) if self.config.normalize else pooled
 
     def token_vectors(self, text: str) -> np.ndarray:
-        """Unit vectors of each token of `text` (what `rerank` compares), [tokens, dim]."""
+        """Unit vectors of each token of `text` (what MaxSim reranking compares), [tokens, dim]."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         flat, _ = self.tokens.encode([text])
@@ -255,14 +261,35 @@ class LightEmbed:
         return SimilarityKey(self, query, candidates)
 
     # ----------------------------------------------------------------- collections
-    def deduplicate(self, items: Items, threshold: float = 0.9, *, progress: bool = False) -> DedupResult:
-        """Remove exact copies, then items at least `threshold` similar to an earlier *kept* item."""
+    def deduplicate(
+        self,
+        items: Items,
+        threshold: float = 0.9,
+        *,
+        progress: bool = False,
+        mode: str = "auto",
+        clusters: int | None = None,
+        probes: int = DEFAULT_PROBES,
+        seed: int = 0,
+    ) -> DedupResult:
+        """Remove exact copies, then items at least `threshold` similar to an earlier *kept* item.
+
+        `mode`: "exact" compares all pairs; "partitioned" compares pairs inside k-means clusters
+        (`clusters`, default about one per 256 items) and each item's `probes` nearest clusters;
+        "ann" uses a usearch index (extra `[ann]`); "auto" is exact up to 50,000 distinct items.
+        """
         threshold = check_threshold(threshold)
+        search = SearchOptions(mode=mode, clusters=clusters, probes=probes, seed=seed)
         texts = _texts_or_none(items)
         if texts is None:
             vectors = self.vectors(items)
             return deduplicate_vectors(
-                vectors, threshold, bits=self._bits_for(vectors), block_size=self.block_size, progress=progress
+                vectors,
+                threshold,
+                bits=self._bits_for(vectors),
+                block_size=self.block_size,
+                progress=progress,
+                search=search,
             )
         first = first_copies(texts)
         distinct = np.flatnonzero(first == np.arange(len(texts)))
@@ -276,6 +303,7 @@ class LightEmbed:
             items=texts,
             first_copy=first,
             progress=progress,
+            search=search,
         )
 
     def cluster(
@@ -287,27 +315,51 @@ class LightEmbed:
             vectors = unit_rows(unpack_signs(vectors, self._bits_for(vectors)))
         return spherical_kmeans(vectors, k, n_init=n_init, max_iter=max_iter, seed=seed)
 
-    def rerank(self, query: str, docs: Sequence[str], k: int | None = None) -> list[Hit]:
-        """Late-interaction (MaxSim) scores over token vectors, best first; the top k if given."""
-        if self.parts.reranker_path is not None:
-            raise NotImplementedError(
-                f"{self.parts.reranker_path}: this version of lightembed cannot run a trained reranker"
-            )
+    def rerank(self, query: str, docs: Sequence[str], k: int | None = None, *, method: str = "auto") -> list[Hit]:
+        """Late-interaction scores over token vectors, best first; the top k if given.
+
+        `method`: "learned" (the folder's trained scorer, `reranker.safetensors`), "maxsim" (mean
+        over query tokens of the best cosine with a document token), or "auto" (learned when the
+        folder has a scorer, else MaxSim).
+        """
+        if method not in RERANK_METHODS:
+            raise ValueError(f"method must be one of {RERANK_METHODS}, got {method!r}")
+        scorer = self.parts.reranker
+        if method == "learned" and scorer is None:
+            raise ValueError(f"{self.path}: the model has no learned reranker ({RERANKER_FILE}); use method='maxsim'")
         texts = _texts_or_none(docs)
         if texts is None or not isinstance(query, str):
             raise TypeError("rerank needs a query string and a list of document strings")
         if k is not None:
             _check_k(k)
-        q = self.token_vectors(query)
+        learned = scorer is not None and method != "maxsim"
+        tokens = self._reranker_tokens() if learned else self.tokens
+        query_ids, _ = tokens.encode([query])
         flat_parts, lengths = [], []
         for _, block in _checked_blocks(texts, self.batch_size):
-            flat, block_lengths = self.tokens.encode(block)
+            flat, block_lengths = tokens.encode(block)
             flat_parts.append(flat)
             lengths.append(block_lengths)
         flat = np.concatenate(flat_parts) if flat_parts else np.zeros(0, dtype=np.int64)
         doc_lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
-        scores = maxsim_scores(q, self._token_rows(flat), doc_lengths)
+        if learned:
+            cosines = pooled_cosines(self.parts.embeddings, query_ids, flat, doc_lengths) if scorer.pooled else None
+            scores = scorer.scores(self._reranker_table(), query_ids, flat, doc_lengths, cosines)
+        else:
+            scores = maxsim_scores(self._token_rows(query_ids), self._token_rows(flat), doc_lengths)
         return _hits(top_indices(scores, k or len(scores)), scores, texts)
+
+    def _reranker_tokens(self) -> TokenBatcher:
+        """The tokenizer capped at the tokens the learned scorer reads (cheaper on long documents)."""
+        if self._rerank_tokens is None:
+            self._rerank_tokens = capped_tokens(self.parts, self.parts.reranker.max_tokens)
+        return self._rerank_tokens
+
+    def _reranker_table(self) -> np.ndarray:
+        """The learned scorer's token vectors (made on first use: a projection of the whole codebook)."""
+        if self._rerank_table is None:
+            self._rerank_table = self.parts.reranker.token_table(self.parts.embeddings)
+        return self._rerank_table
 
     def split(self, text: str, target_size: int = 1500, *, window: int = 2) -> list[str]:
         """Cut a long text into chunks of at most `target_size` characters at topic shifts."""
@@ -362,6 +414,14 @@ def load(
 
 
 # --------------------------------------------------------------------- helpers
+def capped_tokens(parts: ModelParts, max_tokens: int) -> TokenBatcher:
+    """The model's tokenisation capped at `max_tokens` (what the learned scorer reads; training uses the same)."""
+    config = parts.config
+    cap = min(config.max_length, max_tokens)
+    tokenizer = Tokenizer.from_str(parts.tokenizer.to_str())  # its own copy: TokenBatcher sets the truncation
+    return TokenBatcher(tokenizer, cap, config.add_special_tokens, config.ignore_token_ids, config.vocab_size)
+
+
 def _text_iterable(texts: object) -> Iterable[str]:
     if texts is None:
         raise TypeError("texts must be a string or an iterable of strings, got None")

@@ -1,4 +1,5 @@
-"""Inputs and outputs of the command-line tool: text lines, JSON lines and CSV in; JSON lines, text and .npy out.
+"""Inputs and outputs of the command-line tool: text lines, JSON lines, CSV (and Parquet with pyarrow) in;
+JSON lines, text and .npy out.
 
 Input is read from a file or from stdin ('-' or no path) as UTF-8, strictly: a byte sequence
 that is not UTF-8 stops the run with an error that names the line. A UTF-8 byte-order mark at
@@ -22,10 +23,11 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
+from . import parquetio
 from .errors import LightEmbedError
 
-FORMATS = ("text", "jsonl", "csv")
-SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+FORMATS = ("text", "jsonl", "csv", "parquet")
+SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 DEFAULT_KEY = "text"  # the JSON field / CSV column read when none is named
 STD_STREAM = "-"
 
@@ -57,6 +59,7 @@ class InputSpec:
     format: str | None = None
     field: str | None = None
     column: str | None = None
+    label: str | None = None  # the name errors use instead of the path (stdin spooled to a file)
 
     @property
     def is_stdin(self) -> bool:
@@ -65,11 +68,11 @@ class InputSpec:
     @property
     def name(self) -> str:
         """The name used in error messages."""
-        return "<stdin>" if self.is_stdin else str(self.path)
+        return self.label or ("<stdin>" if self.is_stdin else str(self.path))
 
 
 def guess_format(path: str | None) -> str:
-    """'jsonl' for .jsonl/.ndjson, 'csv' for .csv, else 'text' (stdin included)."""
+    """'jsonl' for .jsonl/.ndjson, 'csv' for .csv, 'parquet' for .parquet, else 'text' (stdin included)."""
     if path is None:
         return "text"
     return SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
@@ -84,15 +87,23 @@ def input_format(spec: InputSpec) -> str:
         raise FileError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
     if spec.field is not None and fmt != "jsonl":
         raise FileError(f"--field applies to JSON lines input, but {spec.name} is read as {fmt}")
-    if spec.column is not None and fmt != "csv":
-        raise FileError(f"--column applies to CSV input, but {spec.name} is read as {fmt}")
+    if spec.column is not None and fmt not in ("csv", "parquet"):
+        raise FileError(f"--column applies to CSV or Parquet input, but {spec.name} is read as {fmt}")
+    if fmt == "parquet" and spec.is_stdin:
+        raise FileError("Parquet input must be a file, not stdin")
     return fmt
 
 
 @contextmanager
 def open_input(spec: InputSpec) -> Iterator[Source]:
-    """Open an input and parse it lazily; a CSV header is read (and checked) at once."""
+    """Open an input and parse it lazily; a CSV header is read (and checked) at once.
+
+    Parquet records carry no original text (`raw` is empty): only their column is read.
+    """
     fmt = input_format(spec)
+    if fmt == "parquet":
+        yield Source("", (Record(text, "") for text in parquetio.read_texts(spec.path, spec.column or DEFAULT_KEY)))
+        return
     with _open_binary(spec) as stream:
         lines = _decoded_lines(stream, spec.name)
         if fmt == "csv":

@@ -131,6 +131,13 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add the contrastive term on positive pairs from the train-allowed files of the data folder",
     )
+    p.add_argument(
+        "--pair-sources",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated pair sources for --pairs (default: all but the TREC and Banking77 label pairs; "
+        "see lightembed_train.pairs.SOURCES)",
+    )
     p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
     p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
     p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
@@ -159,7 +166,8 @@ def _run_tune(args: argparse.Namespace, command: str) -> int:
         if args.no_dev
         else [("STS-B dev", read_sts_benchmark(data, "dev")), ("SICK trial", read_sick(data, "TRIAL"))]
     )
-    pairs = training_pairs(data)[0] if args.pairs else []
+    sources = None if args.pair_sources is None else [name.strip() for name in args.pair_sources.split(",")]
+    pairs = training_pairs(data, sources)[0] if args.pairs else []
     folder = tune_model(
         args.base,
         args.corpus,
@@ -204,7 +212,109 @@ def _run_project(args: argparse.Namespace, command: str) -> int:
     return run_project(args, command)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_distill, add_tune, add_project]
+def add_reranker(subparsers: argparse._SubParsersAction) -> None:
+    """`reranker`: train the learned late-interaction scorer (LITE) of a model folder."""
+    p = subparsers.add_parser(
+        "reranker",
+        help="train a learned late-interaction reranker (LITE) for a model",
+        description=(
+            "Train the separable LITE scorer over the token vectors of a model folder on (query, positive, "
+            "negative) triples from the train-allowed files of the data folder (WikiQA and TrecQA train, "
+            "SciFact train claims, Quora dev, SNLI dev), with Margin-MSE distillation from the teacher's "
+            "cosines (cached in --cache). The epoch with the best mean score on the dev rankings (WikiQA "
+            "dev, TrecQA dev, held-out SciFact train claims) is kept. Writes a copy of the model folder "
+            "with reranker.safetensors."
+        ),
+    )
+    p.add_argument("--base", default=None, help="model folder to add the reranker to (default: the bundled default)")
+    p.add_argument("--out", required=True, help="output model folder (may be the base folder itself)")
+    p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--cache", default=None, help="folder for the teacher's embeddings of the training texts")
+    p.add_argument("--data", default=None, help="shared data folder (default $LIGHTEMBED_DATA)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    defaults = RERANK_DEFAULTS
+    for flag, help_text in (
+        ("query-length", "query tokens compared"),
+        ("doc-length", "document tokens per window"),
+        ("max-windows", "windows per document (1: truncate)"),
+        ("projection-dim", "learned token projection width (0: none)"),
+        ("row-hidden", "hidden width of the row MLP"),
+        ("row-width", "output width of the row MLP"),
+        ("column-hidden", "hidden width of the column MLP"),
+        ("column-width", "output width of the column MLP"),
+        ("epochs", "passes over the triples"),
+        ("batch-size", "triples per step"),
+        ("patience", "epochs without a better dev score before stopping"),
+        ("seed", "sampling, initialisation and shuffling seed"),
+    ):
+        key = flag.replace("-", "_")
+        p.add_argument(f"--{flag}", type=int, default=defaults[key], help=f"{help_text} (default {defaults[key]})")
+    for flag, key, help_text in (
+        ("lr", "learning_rate", "Adam learning rate"),
+        ("kl-weight", "kl_weight", "weight of the KL term"),
+        ("label-weight", "label_weight", "weight of the pairwise logistic loss on the labels"),
+        ("temperature", "temperature", "softmax temperature of the KL and label terms"),
+    ):
+        p.add_argument(
+            f"--{flag}", dest=key, type=float, default=defaults[key], help=f"{help_text} (default {defaults[key]})"
+        )
+    p.add_argument("--activation", choices=("relu", "gelu", "tanh"), default=defaults["activation"], help="of the MLPs")
+    p.add_argument("--no-normalize", action="store_true", help="compare raw (projected) token vectors, not unit ones")
+    p.add_argument("--pooled", action="store_true", help="give the output layer the pooled cosine as one more input")
+    p.set_defaults(handler=_run_reranker)
+
+
+# RerankSettings' defaults, without importing torch to build the parser.
+RERANK_DEFAULTS = {
+    "query_length": 32,
+    "doc_length": 64,
+    "max_windows": 8,
+    "projection_dim": 64,
+    "row_hidden": 64,
+    "row_width": 16,
+    "column_hidden": 32,
+    "column_width": 8,
+    "epochs": 8,
+    "batch_size": 256,
+    "patience": 2,
+    "seed": 0,
+    "learning_rate": 1e-3,
+    "kl_weight": 0.0,
+    "label_weight": 0.0,
+    "temperature": 0.05,
+    "activation": "relu",
+}
+
+
+def _run_reranker(args: argparse.Namespace, command: str) -> int:
+    import lightembed
+
+    from .datasets import data_dir
+    from .rerank_data import rerank_data
+    from .reranker import RerankSettings, train_model_reranker
+
+    data = data_dir() if args.data is None else Path(args.data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data}: data folder not found (set --data or LIGHTEMBED_DATA)")
+    values = {key: getattr(args, key) for key in RERANK_DEFAULTS}
+    settings = RerankSettings(normalize=not args.no_normalize, pooled=args.pooled, **values)
+    triples = rerank_data(data, lightembed.load(args.base), seed=args.seed)
+    folder = train_model_reranker(
+        args.base,
+        args.out,
+        triples,
+        teacher_path=args.teacher,
+        settings=settings,
+        cache_dir=args.cache,
+        device=args.device,
+        progress=not args.quiet,
+        command=command,
+    )
+    print(folder)
+    return 0
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_distill, add_tune, add_project, add_reranker]
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -168,8 +168,9 @@ def read_banking77(data: Path, split: str = "test") -> LabelledTexts:
     return LabelledTexts([row["text"] for row in rows], [row["category"] for row in rows])
 
 
-def read_trec(data: Path, split: str = "test") -> LabelledTexts:
-    """TREC questions with their coarse type (ABBR, DESC, ENTY, HUM, LOC, NUM); `train` or `test`."""
+def read_trec(data: Path, split: str = "test", fine: bool = False) -> LabelledTexts:
+    """TREC questions with their coarse type (ABBR, DESC, ENTY, HUM, LOC, NUM), or with `fine=True`
+    their fine type (`NUM:count`, ...); `train` or `test`."""
     names = {"train": "train_5500.label", "test": "TREC_10.label"}
     if split not in names:
         raise ValueError(f"TREC split must be 'train' or 'test', got {split!r}")
@@ -178,7 +179,7 @@ def read_trec(data: Path, split: str = "test") -> LabelledTexts:
         label, _, text = line.partition(" ")
         if text:
             texts.append(text)
-            labels.append(label.split(":", 1)[0])
+            labels.append(label if fine else label.split(":", 1)[0])
     return LabelledTexts(texts, labels)
 
 

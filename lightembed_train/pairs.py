@@ -6,10 +6,23 @@ ones never are. Each source is named with the rule that picks its positives.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .datasets import read_labelled_pairs, read_scifact, read_sick, read_snli, read_sts_benchmark
+import numpy as np
+
+from .datasets import (
+    LabelledTexts,
+    read_banking77,
+    read_labelled_pairs,
+    read_scifact,
+    read_sick,
+    read_snli,
+    read_sts_benchmark,
+    read_trec,
+)
+from .evaluation.classification import holdout_split
 
 Pairs = list[tuple[str, str]]
 
@@ -41,6 +54,40 @@ def _snli_dev(data: Path) -> tuple[list[str], list[str], list[float]]:
     return pairs.texts1, pairs.texts2, pairs.scores
 
 
+def same_label_pairs(data: LabelledTexts, seed: int = 0) -> Pairs:
+    """Each text paired with one other text of its label: a seeded cycle through each label's texts."""
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for text, label in zip(data.texts, data.labels):
+        by_label[label].append(text)
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for label in sorted(by_label):
+        members = sorted(set(by_label[label]))
+        if len(members) < 2:
+            continue
+        order = rng.permutation(len(members))
+        pairs += [(members[order[i - 1]], members[order[i]]) for i in range(len(order))]
+    return pairs
+
+
+def _without_dev_holdout(data: LabelledTexts, fine_labels: LabelledTexts | None = None) -> LabelledTexts:
+    """The 80% of a train split that `benchmarks/dev_scores.py` does not hold out, with `fine_labels` if given."""
+    train, _ = holdout_split(data)
+    if fine_labels is None:
+        return train
+    fine = dict(zip(fine_labels.texts, fine_labels.labels))
+    return LabelledTexts(train.texts, [fine[text] for text in train.texts])
+
+
+def _trec_train(data: Path) -> Pairs:
+    split = _without_dev_holdout(read_trec(data, "train"), read_trec(data, "train", fine=True))
+    return same_label_pairs(split)
+
+
+def _banking77_train(data: Path) -> Pairs:
+    return same_label_pairs(_without_dev_holdout(read_banking77(data, "train")))
+
+
 # name -> (rule, reader); every file here is train-allowed in the data README.
 SOURCES: dict[str, tuple[str, Callable[[Path], Pairs]]] = {
     "SNLI dev": ("entailment pairs", lambda data: _positives(*_snli_dev(data), 1.0)),
@@ -57,14 +104,25 @@ SOURCES: dict[str, tuple[str, Callable[[Path], Pairs]]] = {
         _scored(lambda data: read_labelled_pairs(data / "trecqa" / "train.txt"), 1.0),
     ),
     "SciFact train": ("claim, cited abstract", _scifact_train),
+    "TREC train": ("two questions of the same fine type, outside the 20% dev holdout", _trec_train),
+    "Banking77 train": ("two utterances of the same intent, outside the 20% dev holdout", _banking77_train),
 }
 
 
-def training_pairs(data: Path) -> tuple[Pairs, dict[str, int]]:
-    """All positive pairs of every source (exact repeats dropped) and how many each source gave."""
+# The sources `--pairs` uses unless told otherwise (the label pairs did not help on the dev splits).
+DEFAULT_SOURCES = tuple(name for name in SOURCES if name not in ("TREC train", "Banking77 train"))
+
+
+def training_pairs(data: Path, sources: Sequence[str] | None = None) -> tuple[Pairs, dict[str, int]]:
+    """The positive pairs of `sources` (default: DEFAULT_SOURCES; exact repeats dropped) and how many each gave."""
+    names = list(DEFAULT_SOURCES) if sources is None else list(sources)
+    unknown = [name for name in names if name not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown pair source(s) {unknown}; known: {list(SOURCES)}")
     seen: dict[tuple[str, str], None] = {}
     counts = {}
-    for name, (_, read) in SOURCES.items():
+    for name in names:
+        _, read = SOURCES[name]
         pairs = read(data)
         counts[name] = len(pairs)
         for pair in pairs:

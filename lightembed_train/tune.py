@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 import lightembed
 from lightembed import LightEmbed, ModelConfig, write_model
 from lightembed.scoring import unit_rows
+from lightembed.tokenize import TokenBatcher
 
 from .datasets import ScoredPairs
 from .distill import DTYPES, describe_corpus, pca, storage_note, stored_codebook, versions
@@ -84,11 +85,12 @@ class TokenizedTexts:
         return torch.from_numpy(self.flat[positions]), torch.from_numpy(offsets)
 
 
-def tokenize(model: LightEmbed, texts: Sequence[str], block: int = 8192) -> TokenizedTexts:
-    """The runtime tokenisation of `texts` (the ids its pooling averages)."""
+def tokenize(model: LightEmbed | TokenBatcher, texts: Sequence[str], block: int = 8192) -> TokenizedTexts:
+    """The runtime tokenisation of `texts` (the ids its pooling averages), by a model or a token batcher."""
+    encode = model.encode if isinstance(model, TokenBatcher) else model.tokens.encode
     flats, lengths = [], []
     for start in range(0, len(texts), block):
-        flat, length = model.tokens.encode(list(texts[start : start + block]))
+        flat, length = encode(list(texts[start : start + block]))
         flats.append(flat)
         lengths.append(length)
     return TokenizedTexts(np.concatenate(flats), np.concatenate(lengths))

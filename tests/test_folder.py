@@ -265,13 +265,10 @@ def test_reranker_declared_but_missing(folder: Path) -> None:
     assert_format_error(folder, "reranker.safetensors", "reranker")
 
 
-def test_reranker_present_is_reported_not_run(folder: Path) -> None:
+def test_reranker_file_is_validated_on_load(folder: Path) -> None:
     edit_config(folder, reranker=True)
     save_file({"w": np.zeros(1, dtype=np.float32)}, str(folder / "reranker.safetensors"))
-    model = lightembed.load(folder)
-    assert model.parts.reranker_path == folder / "reranker.safetensors"
-    with pytest.raises(NotImplementedError, match="reranker"):
-        model.rerank("cat", ["dog"])
+    assert_format_error(folder, "reranker.safetensors", "format")
 
 
 def test_not_a_model_folder(tmp_path: Path) -> None:

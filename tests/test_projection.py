@@ -402,6 +402,24 @@ def test_bake_refuses_a_wrong_width_and_a_non_linear_model(tiny_dir, tmp_path) -
         Projection(np.eye(16, dtype=np.float32)).bake(folder, tmp_path / "y")
 
 
+def test_bake_drops_the_base_models_reranker(tmp_path) -> None:
+    import json
+
+    from test_reranker import random_scorer
+    from tiny import write_tiny_model
+
+    from lightembed.reranker import save_reranker
+
+    folder = write_tiny_model(tmp_path / "model")
+    save_reranker(folder / "reranker.safetensors", random_scorer(), 16)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "reranker": True}))
+    assert lightembed.load(folder).parts.reranker is not None
+    baked = lightembed.load(Projection(np.eye(16, 4, dtype=np.float32)).bake(folder, tmp_path / "baked"))
+    assert baked.parts.reranker is None and not baked.config.reranker
+    assert "reranker" in baked.config.provenance["dropped"]
+
+
 # --------------------------------------------------------------------------- command lines
 def run_train_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     from lightembed_train.cli import main

@@ -134,6 +134,7 @@ class Projection:
             projection=False,
             adaptor=None,
             binary_codebook=False,
+            reranker=False,
             matryoshka_dims=tuple(sorted({d for d in parts.config.matryoshka_dims if d < width} | {width})),
             source="lightembed",
             provenance={

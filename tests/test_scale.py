@@ -1,0 +1,400 @@
+"""Deduplication at scale: the partitioned and ANN searches, the greedy rule over pairs, resumable jobs, Parquet."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny import WORDS, write_tiny_model
+
+import lightembed
+from lightembed import jobs, parquetio, textio
+from lightembed.cli import main
+from lightembed.dedup import (
+    SearchOptions,
+    deduplicate_vectors,
+    first_copies,
+    first_copies_of_hashes,
+    greedy_from_pairs,
+    greedy_matches,
+    text_hashes,
+)
+from lightembed.partition import Pairs, cluster_groups, partitioned_pairs, plan_clusters
+from lightembed.scoring import unit_rows
+
+
+def clustered_vectors(n_bases: int = 400, n_copies: int = 300, dim: int = 32, noise: float = 0.2, seed: int = 0):
+    """Random unit vectors plus noisy copies of some of them, shuffled; returns (vectors, [(copy, base)])."""
+    rng = np.random.default_rng(seed)
+    bases = rng.standard_normal((n_bases, dim)).astype(np.float32)
+    of = rng.integers(0, n_bases, n_copies)
+    copies = bases[of] + noise * rng.standard_normal((n_copies, dim)).astype(np.float32)
+    order = rng.permutation(n_bases + n_copies)
+    position = np.argsort(order)
+    planted = [(int(position[n_bases + k]), int(position[of[k]])) for k in range(n_copies)]
+    return unit_rows(np.concatenate([bases, copies])[order]), planted
+
+
+def brute_force_pairs(vectors: np.ndarray, threshold: float) -> Pairs:
+    sims = vectors @ vectors.T
+    later, earlier = np.nonzero(np.tril(sims >= threshold, k=-1))
+    return Pairs(later, earlier, sims[later, earlier])
+
+
+def same_result(a: lightembed.DedupResult, b: lightembed.DedupResult) -> bool:
+    return all(
+        np.array_equal(getattr(a, name), getattr(b, name)) for name in ("kept", "removed", "duplicate_of", "exact")
+    )
+
+
+# --------------------------------------------------------------------- the greedy rule over pairs
+@pytest.mark.parametrize("threshold", [0.6, 0.8, 0.9])
+def test_greedy_over_all_pairs_equals_the_blocked_exact_pass(threshold: float) -> None:
+    vectors, _ = clustered_vectors(noise=0.5)
+    expected_match, expected_score = greedy_matches(vectors, threshold, block_size=64)
+    match, score = greedy_from_pairs(len(vectors), brute_force_pairs(vectors, threshold))
+    assert (expected_match >= 0).sum() > 50
+    np.testing.assert_array_equal(match, expected_match)
+    np.testing.assert_allclose(score, expected_score, atol=1e-6)
+
+
+def test_greedy_over_pairs_is_not_transitive_and_walks_long_chains() -> None:
+    # A chain 0~1~2~...: each item is similar only to the one before; the greedy rule keeps every other one.
+    n = 301
+    chain = Pairs(np.arange(1, n), np.arange(n - 1), np.full(n - 1, 0.95, dtype=np.float32))
+    match, _ = greedy_from_pairs(n, chain)
+    np.testing.assert_array_equal(match[1::2], np.arange(0, n - 1, 2))
+    assert (match[::2] == -1).all()
+    walked, _ = greedy_from_pairs(n, chain, rounds=2)  # most of it decided row by row
+    np.testing.assert_array_equal(walked, match)
+
+
+def test_greedy_names_the_most_similar_kept_item_lower_index_on_ties() -> None:
+    pairs = Pairs(np.array([3, 3, 3]), np.array([0, 1, 2]), np.array([0.91, 0.95, 0.95], dtype=np.float32))
+    match, score = greedy_from_pairs(4, pairs)
+    assert match.tolist() == [-1, -1, -1, 1] and score[3] == pytest.approx(0.95)
+
+
+def test_pairs_concat_keeps_each_pair_once_with_its_best_score() -> None:
+    a = Pairs(np.array([5, 2]), np.array([1, 0]), np.array([0.9, 0.95], dtype=np.float32))
+    b = Pairs(np.array([5]), np.array([1]), np.array([0.92], dtype=np.float32))
+    merged = Pairs.concat([a, b])
+    assert merged.later.tolist() == [2, 5] and merged.earlier.tolist() == [0, 1]
+    assert merged.score.tolist() == pytest.approx([0.95, 0.92])
+
+
+# --------------------------------------------------------------------- the partitioned search
+@pytest.mark.parametrize("clusters", [1, 6, 24])
+def test_partitioned_equals_exact_when_every_cluster_is_probed(clusters: int) -> None:
+    vectors, _ = clustered_vectors(noise=0.4)
+    exact = deduplicate_vectors(vectors, 0.85, search=SearchOptions(mode="exact"))
+    probed = deduplicate_vectors(
+        vectors, 0.85, search=SearchOptions(mode="partitioned", clusters=clusters, probes=clusters)
+    )
+    assert probed.mode == "partitioned" and exact.mode == "exact"
+    assert len(exact.removed) > 100 and same_result(exact, probed)
+    np.testing.assert_allclose(probed.scores, exact.scores, atol=1e-6)
+
+
+def test_partitioned_pairs_are_all_pairs_when_every_cluster_is_probed() -> None:
+    vectors, _ = clustered_vectors(noise=0.4)
+    found = partitioned_pairs(vectors, 0.8, n_clusters=10, probes=10)
+    expected = brute_force_pairs(vectors, 0.8)
+    assert set(zip(found.later.tolist(), found.earlier.tolist())) == set(
+        zip(expected.later.tolist(), expected.earlier.tolist())
+    )
+
+
+def test_partitioned_finds_planted_duplicates_with_default_probes() -> None:
+    vectors, planted = clustered_vectors(n_bases=3000, n_copies=1000, dim=48, noise=0.25, seed=1)
+    exact = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="exact"))
+    part = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="partitioned", clusters=40))
+
+    def found(result: lightembed.DedupResult) -> int:
+        removed = set(result.removed.tolist())
+        return sum(c in removed or o in removed for c, o in planted)
+
+    assert found(exact) > 900
+    assert found(part) >= 0.99 * found(exact)
+
+
+def test_partitioned_binary_codes_equal_exact_when_every_cluster_is_probed() -> None:
+    vectors, _ = clustered_vectors(noise=0.3, dim=64)
+    codes = np.packbits(vectors > 0, axis=1)
+    exact = deduplicate_vectors(codes, 0.7, bits=64, search=SearchOptions(mode="exact"))
+    part = deduplicate_vectors(codes, 0.7, bits=64, search=SearchOptions(mode="partitioned", clusters=5, probes=5))
+    assert len(exact.removed) > 50 and same_result(exact, part)
+
+
+def test_auto_mode_picks_exact_for_small_inputs_and_partitioned_above_the_limit() -> None:
+    assert SearchOptions().resolved(1000) == "exact"
+    assert SearchOptions().resolved(10_000_000) == "partitioned"
+    assert SearchOptions(mode="exact").resolved(10_000_000) == "exact"
+
+
+def test_cluster_groups_cover_every_cluster_once() -> None:
+    nearest = np.array([[0, 1], [1, 0], [2, -1], [2, 0], [4, 2]], dtype=np.int32)
+    plan = plan_clusters(nearest, 5)
+    assert plan.members(2).tolist() == [2, 3] and plan.queries(0).tolist() == [1, 3]
+    groups = cluster_groups(plan, 3)
+    assert [c for g in groups for c in g] == [0, 1, 2, 3, 4]
+
+
+def test_model_deduplicate_takes_the_search_options(tiny: lightembed.LightEmbed) -> None:
+    texts = [f"the {a} {b} sat on the mat" for a in WORDS[:12] for b in WORDS[12:24]]
+    texts += texts[:30]
+    exact = tiny.deduplicate(texts, 0.95, mode="exact")
+    part = tiny.deduplicate(texts, 0.95, mode="partitioned", clusters=4, probes=4)
+    assert same_result(exact, part) and part.mode == "partitioned"
+    assert same_result(part.rethreshold(0.95), part)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "fast"}, "unknown dedup mode 'fast'"),
+        ({"probes": 0}, "probes must be a positive integer"),
+        ({"clusters": -3}, "clusters must be a positive integer"),
+    ],
+)
+def test_bad_search_options_are_named(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SearchOptions(**options)
+
+
+# --------------------------------------------------------------------- the ANN search
+def test_ann_mode_finds_the_exact_pairs_on_small_data() -> None:
+    pytest.importorskip("usearch")
+    vectors, _ = clustered_vectors(noise=0.3)
+    exact = deduplicate_vectors(vectors, 0.85, search=SearchOptions(mode="exact"))
+    ann = deduplicate_vectors(vectors, 0.85, search=SearchOptions(mode="ann"))
+    assert ann.mode == "ann" and same_result(exact, ann)
+
+
+def test_ann_mode_without_usearch_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_usearch(name: str, *args, **kwargs):
+        if name.startswith("usearch"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_usearch)
+    vectors, _ = clustered_vectors(n_bases=10, n_copies=5)
+    with pytest.raises(ImportError, match=r"lightembed\[ann\]"):
+        deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="ann"))
+
+
+# --------------------------------------------------------------------- exact copies by hash
+def test_hashes_find_the_same_first_copies_as_the_texts() -> None:
+    texts = ["a", "b", "a", "", "b", "\ud800 lone surrogate", "", "a"]
+    np.testing.assert_array_equal(first_copies_of_hashes(text_hashes(texts)), first_copies(texts))
+
+
+# --------------------------------------------------------------------- resumable jobs
+def corpus_lines(n: int = 900, seed: int = 0) -> list[str]:
+    """Random sentences of the tiny model's words, with exact copies and one-word-dropped near copies."""
+    rng = np.random.default_rng(seed)
+    lines = [" ".join(rng.choice(WORDS, rng.integers(5, 10))) for _ in range(n)]
+    for k in range(0, n, 7):
+        lines[k] = lines[rng.integers(0, n)]
+    for k in range(3, n, 11):
+        words = lines[rng.integers(0, n)].split()
+        lines[k] = " ".join(words[:-1])
+    return lines
+
+
+@pytest.fixture()
+def corpus_file(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(corpus_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str) -> int:
+    return main([*args, "--no-progress"])
+
+
+class Killed(BaseException):
+    """Stands for the process being killed (it is not an Exception, so nothing catches it)."""
+
+
+def kill_after(monkeypatch: pytest.MonkeyPatch, calls: int, match: str) -> None:
+    """Make the `calls`-th atomic save of a file whose name contains `match` die before it is renamed."""
+    real = jobs.save_array if match != "group" else jobs.save_arrays
+    seen = {"n": 0}
+
+    def dying(path: Path, *args, **kwargs):
+        if match in path.name:
+            seen["n"] += 1
+            if seen["n"] == calls:
+                raise Killed
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "save_array" if match != "group" else "save_arrays", dying)
+
+
+@pytest.mark.parametrize("stage", ["vectors", "group"])
+def test_a_killed_dedup_resumes_to_the_same_output(
+    stage: str, corpus_file: Path, tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = ["--model", str(tiny_dir), "--threshold", "0.9", "--mode", "partitioned", "--chunk-size", "128"]
+    assert run_cli("dedup", str(corpus_file), "-o", str(tmp_path / "whole.txt"), *common) == 0
+
+    work, out, report = tmp_path / "work", tmp_path / "kept.txt", tmp_path / "report.jsonl"
+    args = ["dedup", str(corpus_file), "-o", str(out), "--report", str(report), "--work-dir", str(work), *common]
+    with monkeypatch.context() as patch:
+        kill_after(patch, 3, stage)
+        with pytest.raises(Killed):
+            run_cli(*args)
+    assert not out.exists() and not report.exists()  # nothing that looks finished
+    assert not list(work.rglob("*.part"))  # no half-written state either
+    done = len(list((work / "chunks").glob("vectors-*.npy")))
+    assert done == (2 if stage == "vectors" else 8)
+    assert run_cli(*args) == 0
+    assert out.read_bytes() == (tmp_path / "whole.txt").read_bytes()
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    lines = corpus_file.read_text().splitlines()
+    assert len(rows) + len(out.read_text().splitlines()) == len(lines)
+    assert all(lines[r["index"]] == r["text"] and lines[r["duplicate_of"]] == r["duplicate_text"] for r in rows)
+
+
+def test_a_work_folder_refuses_another_input_or_model(corpus_file: Path, tiny_dir: Path, tmp_path: Path) -> None:
+    model = lightembed.load(tiny_dir)
+    job = jobs.Job(tmp_path / "w", textio.InputSpec(str(corpus_file)), model, chunk_rows=256)
+    job.embed()
+    other = tmp_path / "other.txt"
+    other.write_text("the cat\n")
+    with pytest.raises(jobs.JobError, match="holds a job for another input or model"):
+        jobs.Job(tmp_path / "w", textio.InputSpec(str(other)), model, chunk_rows=256)
+    with pytest.raises(jobs.JobError, match="chunk_rows: 256 -> 100"):
+        jobs.Job(tmp_path / "w", textio.InputSpec(str(corpus_file)), model, chunk_rows=100)
+
+
+def test_a_new_threshold_reuses_the_embeddings(corpus_file: Path, tiny_dir: Path, tmp_path: Path) -> None:
+    model = lightembed.load(tiny_dir)
+    job = jobs.Job(tmp_path / "w", textio.InputSpec(str(corpus_file)), model, chunk_rows=256)
+    loose = job.deduplicate(0.8, SearchOptions(mode="exact"))
+    chunk = tmp_path / "w" / "chunks" / "vectors-000000.npy"
+    stamp = chunk.stat().st_mtime_ns
+    strict = job.deduplicate(0.95, SearchOptions(mode="exact"))
+    assert chunk.stat().st_mtime_ns == stamp and len(strict.removed) < len(loose.removed)
+    texts = corpus_file.read_text().splitlines()
+    assert same_result(strict, model.deduplicate(texts, 0.95, mode="exact"))
+
+
+def test_embed_with_a_work_dir_resumes_and_writes_npy(
+    corpus_file: Path, tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, work = tmp_path / "vectors.npy", tmp_path / "work"
+    args = ["embed", str(corpus_file), "-o", str(out), "--model", str(tiny_dir), "--work-dir", str(work)]
+    with monkeypatch.context() as patch:
+        kill_after(patch, 4, "vectors")
+        with pytest.raises(Killed):
+            run_cli(*args, "--chunk-size", "200")
+    assert not out.exists()
+    assert run_cli(*args, "--chunk-size", "200") == 0
+    expected = lightembed.load(tiny_dir).embed(corpus_file.read_text().splitlines())
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_job_options_need_a_file_input(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dedup", "-", "--work-dir", str(tmp_path / "w"), "--model", str(tiny_dir)]) == 2
+    assert "--work-dir needs an input file" in capsys.readouterr().err
+
+
+def test_dedup_cli_bad_mode_is_a_usage_error(tiny_dir: Path, corpus_file: Path, capsys) -> None:
+    assert main(["dedup", str(corpus_file), "--mode", "fast", "--model", str(tiny_dir)]) == 2
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- Parquet
+def test_parquet_dedup_keeps_rows_and_embeddings_round_trip(tiny_dir: Path, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    lines = corpus_lines(200)
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": list(range(len(lines))), "body": lines}), source, row_group_size=64)
+    out = tmp_path / "kept.parquet"
+    assert run_cli("dedup", str(source), "--column", "body", "-o", str(out), "--model", str(tiny_dir)) == 0
+    kept = pq.read_table(out)
+    expected = lightembed.load(tiny_dir).deduplicate(lines, 0.9)
+    assert kept.column("id").to_pylist() == expected.kept.tolist()
+    assert kept.column("body").to_pylist() == expected.kept_items
+
+    vectors = tmp_path / "v.parquet"
+    assert run_cli("embed", str(source), "--column", "body", "-o", str(vectors), "--model", str(tiny_dir)) == 0
+    np.testing.assert_array_equal(parquetio.read_embeddings(vectors), lightembed.load(tiny_dir).embed(lines))
+    codes = tmp_path / "c.parquet"
+    assert (
+        run_cli("embed", str(source), "--column", "body", "-o", str(codes), "--binary", "--model", str(tiny_dir)) == 0
+    )
+    binary = lightembed.load(tiny_dir, binary=True).embed(lines)
+    np.testing.assert_array_equal(parquetio.read_embeddings(codes), binary)
+
+
+def test_parquet_bad_inputs_are_named(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"n": [1, 2], "text": ["a", None]}), source)
+    for column, message in [("body", "no column 'body' (columns: n, text)"), ("n", "column 'n' holds int64")]:
+        assert main(["dedup", str(source), "--column", column, "-o", str(tmp_path / "o.parquet")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["dedup", str(source), "-o", str(tmp_path / "o.parquet"), "--model", str(tiny_dir)]) == 2
+    assert "row 1: column 'text' is null" in capsys.readouterr().err
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    assert main(["embed", str(tmp_path / "junk.parquet"), "--model", str(tiny_dir)]) == 2
+    assert "not a readable Parquet file" in capsys.readouterr().err
+
+
+def test_parquet_without_pyarrow_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real_import = builtins.__import__
+
+    def no_pyarrow(name: str, *args, **kwargs):
+        if name.startswith("pyarrow"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    with pytest.raises(parquetio.ParquetError, match=r"pip install 'lightembed\[parquet\]'"):
+        list(parquetio.read_texts(tmp_path / "x.parquet", "text"))
+
+
+def test_a_run_killed_after_its_last_short_chunk_resumes(
+    corpus_file: Path, tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = lightembed.load(tiny_dir)
+    spec = textio.InputSpec(str(corpus_file))
+    real = jobs.save_json
+
+    def dying(path: Path, value: object) -> None:
+        if path.name == "count.json":
+            raise Killed
+        real(path, value)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "save_json", dying)
+        with pytest.raises(Killed):
+            jobs.Job(tmp_path / "w", spec, model, chunk_rows=128).embed()
+    assert jobs.Job(tmp_path / "w", spec, model, chunk_rows=128).embed() == 900  # 7 full chunks and one of 4
+
+
+def test_a_job_compares_unit_rows_of_a_model_that_does_not_normalise(corpus_file: Path, tmp_path: Path) -> None:
+    model = lightembed.load(write_tiny_model(tmp_path / "raw", normalize=False))
+    job = jobs.Job(tmp_path / "w", textio.InputSpec(str(corpus_file)), model, chunk_rows=300)
+    result = job.deduplicate(0.9, SearchOptions(mode="partitioned", clusters=3, probes=3))
+    texts = corpus_file.read_text().splitlines()
+    assert same_result(result, model.deduplicate(texts, 0.9, mode="partitioned", clusters=3, probes=3))
+
+
+def test_dedup_of_stdin_names_stdin_in_errors(
+    tiny_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b'{"text": "a"}\n{bad\n')))
+    assert main(["dedup", "--format", "jsonl", "--model", str(tiny_dir)]) == 2
+    assert "<stdin>:2: not valid JSON" in capsys.readouterr().err

@@ -1,0 +1,223 @@
+"""Training the learned reranker: torch equals numpy, the loss, a pattern it must learn, the triples
+from a data folder that holds only train-allowed files, and `lightembed-train reranker` end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tiny import WORDS
+
+import lightembed
+from lightembed.model import capped_tokens
+from lightembed.reranker import pooled_cosines
+from lightembed_train.cli import RERANK_DEFAULTS
+from lightembed_train.cli import main as train_main
+from lightembed_train.datasets import RankingQuery
+from lightembed_train.rerank_data import DevRanking, Triple, answer_selection_triples, rerank_data
+from lightembed_train.reranker import (
+    LiteModule,
+    RerankSettings,
+    batch_tensors,
+    text_ids,
+    train_reranker,
+    triple_loss,
+)
+from lightembed_train.tune import tokenize
+
+SMALL = RerankSettings(
+    query_length=4,
+    doc_length=6,
+    max_windows=2,
+    projection_dim=8,
+    row_hidden=16,
+    row_width=4,
+    column_hidden=8,
+    column_width=4,
+    batch_size=32,
+    learning_rate=1e-2,
+)
+
+
+def random_texts(count: int, seed: int, low: int = 0, high: int = 16) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(low, high))) for _ in range(count)]
+
+
+def test_cli_defaults_are_the_settings_defaults() -> None:
+    defaults = RerankSettings()
+    assert {key: getattr(defaults, key) for key in RERANK_DEFAULTS} == RERANK_DEFAULTS
+
+
+@pytest.mark.parametrize("pooled,projection,normalize", [(True, 8, True), (False, 0, False)])
+def test_torch_forward_equals_the_numpy_scorer(
+    tiny: lightembed.LightEmbed, pooled: bool, projection: int, normalize: bool
+) -> None:
+    settings = dataclasses.replace(SMALL, pooled=pooled, projection_dim=projection, normalize=normalize)
+    codebook = np.asarray(tiny.parts.embeddings, dtype=np.float32)
+    torch.manual_seed(0)
+    module = LiteModule(codebook, settings)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn_like(p) * 0.3)  # away from the identity start
+    texts = random_texts(40, 0)
+    tokens = tokenize(capped_tokens(tiny.parts, settings.doc_length * settings.max_windows), texts)
+    queries, docs = np.arange(20), np.arange(20, 40)
+    query_ids, window_ids, owner = batch_tensors(tokens, queries, docs, settings, module.pad)
+    scorer = module.to_scorer()
+    table = scorer.token_table(codebook)
+    expected = []
+    cosines = []
+    for q, d in zip(queries, docs):
+        flat = text_ids(tokens, d)
+        cosine = pooled_cosines(codebook, text_ids(tokens, q), flat, np.array([len(flat)]))
+        cosines.append(cosine[0])
+        expected.append(scorer.scores(table, text_ids(tokens, q), flat, np.array([len(flat)]), cosine)[0])
+    with torch.no_grad():
+        got = module(query_ids, window_ids, owner, len(docs), torch.tensor(np.asarray(cosines, dtype=np.float32)))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-5, rtol=1e-5)
+    assert owner.max().item() == len(docs) - 1  # every document got at least one window
+
+
+def test_triple_loss_known_values() -> None:
+    positive, negative = torch.tensor([0.5, 0.2]), torch.tensor([0.1, 0.4])
+    teacher = torch.tensor([0.3, 0.0])
+    settings = RerankSettings(temperature=0.5)
+    mse = ((0.4 - 0.3) ** 2 + (-0.2 - 0.0) ** 2) / 2
+    assert triple_loss(positive, negative, teacher, settings).item() == pytest.approx(mse, abs=1e-7)
+    # the KL term vanishes when the student's margins are the teacher's
+    kl = dataclasses.replace(settings, kl_weight=1.0)
+    assert triple_loss(torch.tensor([0.3, 1.0]), torch.tensor([0.0, 1.0]), teacher, kl).item() == pytest.approx(
+        0.0, abs=1e-7
+    )
+    label = dataclasses.replace(settings, label_weight=2.0)
+    softplus = np.log1p(np.exp(-np.array([0.4, -0.2]) / 0.5)).mean()
+    assert triple_loss(positive, negative, teacher, label).item() == pytest.approx(mse + 2 * softplus, abs=1e-6)
+
+
+def synthetic_ranking(tiny: lightembed.LightEmbed, count: int, seed: int) -> tuple[list[Triple], list[RankingQuery]]:
+    """Relevant documents hold the query's word somewhere in their second window; others never hold it."""
+    rng = np.random.default_rng(seed)
+    triples, queries = [], []
+    for _ in range(count):
+        word = str(rng.choice(WORDS[2:]))
+        others = [w for w in WORDS[2:] if w != word]
+        positive = " ".join([*rng.choice(others, size=8), word, *rng.choice(others, size=3)])
+        negatives = [" ".join(rng.choice(others, size=12)) for _ in range(4)]
+        triples.append(Triple(word, positive, negatives[0], "synthetic"))
+        queries.append(RankingQuery(word, [*negatives, positive], [0, 0, 0, 0, 1]))
+    return triples, queries
+
+
+def test_training_finds_a_planted_pattern(tiny: lightembed.LightEmbed) -> None:
+    """A few seconds: six epochs over 300 triples, each followed by a dev pass in numpy."""
+    train, _ = synthetic_ranking(tiny, 300, 0)
+    _, dev_queries = synthetic_ranking(tiny, 40, 1)
+    dev = [DevRanking("synthetic dev", "MAP", dev_queries, [1] * len(dev_queries))]
+    texts = sorted(
+        {t for tr in train for t in (tr.query, tr.positive, tr.negative)}
+        | {t for q in dev_queries for t in (q.query, *q.candidates)}
+    )
+    index = {t: i for i, t in enumerate(texts)}
+    settings = dataclasses.replace(SMALL, epochs=6, patience=6)
+    tokens = tokenize(capped_tokens(tiny.parts, settings.doc_length * settings.max_windows), texts)
+    teacher = np.tile([1.0, 0.0], (len(train), 1))
+    codebook = np.asarray(tiny.parts.embeddings, dtype=np.float32)
+    result = train_reranker(codebook, tokens, index, train, teacher, dev, settings, device="cpu", progress=False)
+    start, best = result.history[0]["dev"], result.history[result.best_epoch]["dev"]
+    assert best >= 95.0 > start
+    assert result.best_epoch > 0
+    assert result.scorer.max_windows == 2 and result.scorer.projection.shape == (8, 16)
+
+
+def test_answer_selection_triples(tmp_path: Path) -> None:
+    path = tmp_path / "train.txt"
+    path.write_text("q1\ta\t1\nq1\tb\t0\nq1\tc\t0\nq2\td\t0\nq3\te\t1\nq3\tf\t1\nq3\tg\t0\n")
+    triples = answer_selection_triples(path, "x", per_query=64, rng=np.random.default_rng(0))
+    got = sorted((t.query, t.positive, t.negative) for t in triples)
+    assert got == [("q1", "a", "b"), ("q1", "a", "c"), ("q3", "e", "g"), ("q3", "f", "g")]
+    assert len(answer_selection_triples(path, "x", per_query=1, rng=np.random.default_rng(0))) == 2
+
+
+# --------------------------------------------------------------------- a data folder of train-allowed files
+def write_train_data(folder: Path) -> Path:
+    """The train-allowed files rerank_data reads, in their real formats, and no evaluation-only file."""
+    rng = np.random.default_rng(0)
+
+    def sentence(n: int = 6) -> str:
+        return " ".join(rng.choice(WORDS, size=n))
+
+    for name in ("wikiqa", "trecqa"):
+        (folder / name).mkdir(parents=True)
+        for split in ("train", "dev"):
+            lines = []
+            for q in range(6):
+                question = f"{split} {sentence(3)} {q}"
+                lines += [f"{question}\t{sentence()}\t{int(c == 0)}" for c in range(4)]
+            (folder / name / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    (folder / "scifact").mkdir()
+    corpus = ["doc_id,title,abstract,structured"]
+    corpus += [f"{100 + d},{sentence(2)},\"['{sentence()}.' '{sentence()}.']\",False" for d in range(30)]
+    (folder / "scifact" / "corpus_train.csv").write_text("\n".join(corpus) + "\n")
+    claims = ["id,claim,evidence_doc_id,evidence_label,evidence_sentences,cited_doc_ids"]
+    claims += [f"{c},{sentence(4)},{100 + c},SUPPORT,[0],[{100 + c}]" for c in range(10)]
+    (folder / "scifact" / "claims_train.csv").write_text("\n".join(claims) + "\n")
+    (folder / "quora_pairs_bimpm").mkdir()
+    quora = [f"{sentence(4)} {i}\t{sentence(4)}\t{i % 2}" for i in range(20)]
+    (folder / "quora_pairs_bimpm" / "dev.txt").write_text("\n".join(quora) + "\n")
+    (folder / "snli_devtest").mkdir()
+    premises = [sentence() for _ in range(5)]
+    labels = ["entailment", "contradiction", "neutral"]
+    (folder / "snli_devtest" / "s1.dev").write_text("".join(f"{p}\n" * 3 for p in premises))
+    (folder / "snli_devtest" / "s2.dev").write_text("".join(f"{sentence(3)}\n" for _ in range(15)))
+    (folder / "snli_devtest" / "labels.dev").write_text("\n".join(labels * 5) + "\n")
+    return folder
+
+
+def test_rerank_data_reads_only_train_allowed_files(tmp_path: Path, tiny: lightembed.LightEmbed) -> None:
+    data = rerank_data(write_train_data(tmp_path / "data"), tiny, scifact_depth=5, dev_candidates=10)
+    counts = data.counts()
+    assert counts["WikiQA train"] == 6 * 3 and counts["TrecQA train"] == 6 * 3
+    assert counts["Quora dev"] == 2 * 10 and counts["SNLI dev"] == 5
+    assert counts["SciFact train"] == 8 * 5  # 8 of the 10 claims train, 5 negatives each
+    assert [d.name for d in data.dev] == ["WikiQA dev", "TrecQA dev", "SciFact held-out train claims"]
+    assert len(data.dev[2].queries) == 2 and all(len(q.candidates) == 10 for q in data.dev[2].queries)
+    train_claims = {t.query for t in data.triples if t.source == "SciFact train"}
+    assert not train_claims & {q.query for q in data.dev[2].queries}
+    for t in data.triples:
+        assert t.positive != t.negative
+
+
+def test_cli_trains_and_writes_a_folder(
+    tmp_path: Path, tiny_dir: Path, tiny_teacher: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_train_data(tmp_path / "data")
+    out = tmp_path / "ranked"
+    args = ["-q", "reranker", "--base", str(tiny_dir), "--out", str(out), "--data", str(data)]
+    args += ["--teacher", str(tiny_teacher), "--cache", str(tmp_path / "cache"), "--device", "cpu", "--epochs", "2"]
+    args += ["--query-length", "4", "--doc-length", "6", "--max-windows", "2", "--projection-dim", "8", "--pooled"]
+    assert train_main(args) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    model = lightembed.load(out)
+    assert model.config.reranker and model.parts.reranker.pooled
+    assert model.parts.reranker.query_length == 4
+    provenance = model.config.provenance["reranker"]
+    assert provenance["triples"]["WikiQA train"] == 18 and len(provenance["history"]) >= 2
+    assert not lightembed.load(tiny_dir).config.reranker  # the base folder is left as it was
+    hits = model.rerank("the cat", ["a cat sat", "piano song", ""])
+    assert sorted(h.index for h in hits) == [0, 1, 2]
+    np.testing.assert_array_equal(model.embed(["a cat sat"]), lightembed.load(tiny_dir).embed(["a cat sat"]))
+    assert list((tmp_path / "cache").glob("teacher-*.npy"))
+    assert json.loads((out / "config.json").read_text())["reranker"] is True
+
+
+def test_cli_reports_a_missing_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_main(["reranker", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "none")]) == 2
+    assert "data folder not found" in capsys.readouterr().err
