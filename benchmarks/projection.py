@@ -34,6 +34,7 @@ Usage:
     python benchmarks/projection.py --inputs minilm --out /tmp/p-minilm.json
     python benchmarks/projection.py --inputs default --out /tmp/p-default.json
     python benchmarks/projection.py --merge /tmp/p-minilm.json /tmp/p-default.json --out benchmarks/results/projection.json
+    # (runs of one input from several files, e.g. its fast and its full grid, are concatenated)
 """
 
 from __future__ import annotations
@@ -221,7 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         help="limit torch and BLAS threads for both tools (default: the libraries' own defaults); on a machine "
         "that others load, 1 avoids threads spinning on busy cores",
     )
-    parser.add_argument("--merge", nargs="+", type=Path, help="only combine these result files into --out")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="only combine these result files into --out (runs of one input concatenated)",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
@@ -340,7 +346,19 @@ def merge(paths: list[Path], out: Path) -> int:
     payloads = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
     merged = {**payloads[0], "merged_from": [p["command"] for p in payloads], "inputs": {}}
     for payload in payloads:
-        merged["inputs"].update(payload["inputs"])
+        for name, entry in payload["inputs"].items():
+            if name not in merged["inputs"]:
+                merged["inputs"][name] = {
+                    **entry,
+                    "runs": list(entry["runs"]),
+                    "comparisons": dict(entry["comparisons"]),
+                }
+                continue
+            known = merged["inputs"][name]
+            if known["test"] != entry["test"]:
+                raise ValueError(f"{name}: the files disagree on the input's own test scores (different inputs?)")
+            known["runs"].extend(entry["runs"])
+            known["comparisons"].update(entry["comparisons"])
     merged["table"] = results_table(merged)
     common.write_json(out.stem, merged, out.parent)
     print(merged["table"])
