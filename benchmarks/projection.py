@@ -205,6 +205,12 @@ def test_scores(test: GroupedVectors, matrix: np.ndarray | None) -> dict[str, fl
     return {"MAP@50": 100 * mean_ap, "R@1": 100 * recall}
 
 
+def shown_path(path: Path) -> str:
+    """`path` relative to the repository when inside it, else absolute (for --save-dir elsewhere)."""
+    path = path.resolve()
+    return str(path.relative_to(common.REPO_ROOT)) if path.is_relative_to(common.REPO_ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -306,10 +312,10 @@ def main(argv: list[str] | None = None) -> int:
                     if tool == "lightembed" and repeat == 0:
                         projection = result["report"].projection
                         saved = projection.save(args.save_dir / f"quora-{name}-{grid}.safetensors")
-                        run["saved"] = str(saved.relative_to(common.REPO_ROOT))
+                        run["saved"] = shown_path(saved)
                         if name == "default":
                             folder = projection.bake(None, args.save_dir / f"default-quora-{grid}")
-                            run["baked"] = str(folder.relative_to(common.REPO_ROOT))
+                            run["baked"] = shown_path(folder)
                     payload["inputs"][name] = entry
                     common.write_json(args.out.stem, {**payload, "table": results_table(payload)}, args.out.parent)
     print(results_table(payload))
