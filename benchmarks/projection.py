@@ -216,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", default="minilm,default", help="comma-separated: minilm, default")
     parser.add_argument("--grids", default="fast,full", help="comma-separated: fast, full")
+    parser.add_argument(
+        "--tools",
+        default="litfit,lightembed",
+        help="comma-separated: litfit, lightembed (one alone: its runs only, no comparison; --merge joins files)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="runs of each fast pipeline (order swapped)")
     parser.add_argument("--teacher-cache", type=Path, default=Path("/work/cache/teacher"), help="teacher cache")
     parser.add_argument("--save-dir", type=Path, default=WORK_DIR, help="where our projections are written")
@@ -244,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         threadpool_limits(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     command = shlex.join(["python", "benchmarks/projection.py", *(sys.argv[1:] if argv is None else argv)])
+    tools = {s.strip() for s in args.tools.split(",") if s.strip()}
+    if not tools or tools - set(RUNNERS):
+        parser.error(f"--tools: expected some of {sorted(RUNNERS)}, got {args.tools!r}")
     common.check_data(args.data)
     args.save_dir.mkdir(parents=True, exist_ok=True)
 
@@ -281,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             first: dict[str, np.ndarray] = {}
             for repeat in range(repeats):
                 order = ["litfit", "lightembed"] if repeat % 2 == 0 else ["lightembed", "litfit"]
-                for tool in order:
+                for tool in [t for t in order if t in tools]:
                     gc.collect()
                     busy = common.cpu_busy_fraction(0.5)
                     logger.info("%s: %s %s grid (run %d)", name, tool, grid, repeat + 1)
