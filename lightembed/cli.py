@@ -18,6 +18,7 @@ bit first). Scores are rounded to 6 decimals.
     lightembed dedup big.parquet --column text -o kept.parquet --mode partitioned --work-dir job/
     lightembed cluster texts.txt -k 8 --seed 0
     lightembed split book.txt --target-size 1500
+    lightembed transform projection.safetensors vectors.npy -o projected.npy
 
 Errors print one line `lightembed: error: ...` on stderr and exit with status 2; a closed
 output pipe (`| head`) ends the run quietly with status 1.
@@ -43,6 +44,7 @@ from .dedup import EXACT_LIMIT, MODES, SearchOptions
 from .errors import LightEmbedError
 from .model import Hit, LightEmbed, load
 from .partition import DEFAULT_PROBES
+from .transform import load_transform
 
 PROG = "lightembed"
 EXIT_ERROR = 2
@@ -170,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_format(p)
     p.add_argument("--target-size", type=_positive_int, default=1500, help="most characters per chunk (default: 1500)")
     p.add_argument("--separator", default="---", help="line between chunks in text output (default: ---)")
+
+    summary = "Apply a transform file (e.g. a fitted projection) to a .npy of vectors from any model."
+    p = sub.add_parser("transform", help=summary, description=summary)
+    p.set_defaults(run=run_transform)
+    p.add_argument("transform", metavar="TRANSFORM", help="transform file (.safetensors), e.g. from lightembed-train")
+    p.add_argument("input", metavar="VECTORS", help=".npy file of float vectors [n, d]")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help=".npy file for the transformed vectors")
+    p.add_argument("--dim", type=_positive_int, help="keep the first N output dimensions")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr")
     return parser
 
 
@@ -465,6 +476,38 @@ def run_split(args: argparse.Namespace) -> None:
             if i:
                 out.write(args.separator + "\n")
             out.write(chunk if chunk.endswith("\n") else chunk + "\n")
+
+
+TRANSFORM_BLOCK = 65536
+
+
+def run_transform(args: argparse.Namespace) -> None:
+    """Stream a .npy of vectors through a transform file into another .npy, block by block."""
+    transform = load_transform(args.transform)
+    with open(args.input, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{args.input}: not a .npy file")
+    try:
+        vectors = np.load(args.input, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{args.input}: not a readable .npy array ({exc})") from None
+    if vectors.ndim != 2 or vectors.dtype.kind != "f":
+        raise ValueError(f"{args.input}: expected a 2-D float array, got {vectors.dtype} of shape {vectors.shape}")
+    if vectors.shape[1] != transform.in_dim:
+        raise ValueError(f"{args.input}: vectors have {vectors.shape[1]} dims, the transform takes {transform.in_dim}")
+    dim = args.dim or transform.out_dim
+    blocks = (
+        transform.apply(vectors[start : start + TRANSFORM_BLOCK], dim=dim)
+        for start in range(0, len(vectors), TRANSFORM_BLOCK)
+    )
+    with tqdm(total=len(vectors), unit="vector", disable=not _progress(args), file=sys.stderr) as bar:
+        textio.write_npy(args.output, _counted(blocks, bar), dim, np.dtype(np.float32), len(vectors))
+
+
+def _counted(blocks: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
+    for block in blocks:
+        yield block
+        bar.update(len(block))
 
 
 # --------------------------------------------------------------------- process plumbing

@@ -153,13 +153,18 @@ def parse_transform(
     return Transform(layer, tuple(adaptor), activation, normalize)
 
 
-def save_transform(path: str | Path, transform: Transform) -> Path:
-    """Write a standalone transform file and check that it reads back."""
+def save_transform(path: str | Path, transform: Transform, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write a standalone transform file and check that it reads back.
+
+    `metadata` adds string entries (e.g. how the transform was made) to the file's header;
+    the reader ignores them.
+    """
     if not transform:
         raise ValueError("an empty transform has nothing to save")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
+        **{str(key): str(value) for key, value in (metadata or {}).items()},
         "format": TRANSFORM_FORMAT,
         "format_version": TRANSFORM_VERSION,
         "activation": transform.activation,

@@ -391,6 +391,31 @@ def _run_binary(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def add_project(subparsers: argparse._SubParsersAction) -> None:
+    """`project`: fit a closed-form projection to labelled items and export it."""
+    from .projection.command import add_arguments
+
+    p = subparsers.add_parser(
+        "project",
+        help="fit a linear projection to groups or pairs of items that belong together",
+        description=(
+            "Fit a closed-form projection (Rayleigh, ridge and refinements, chosen on a validation split) "
+            "to items labelled by group (--groups) or by positive pairs (--pairs). With --model the items "
+            "are texts and the projection is baked into a new model folder; with --embeddings they are row "
+            "ids of a .npy file from any source and the projection is written as a transform file "
+            "(lightembed.load_transform). Prints leave-one-out MAP@50 / R@1 before and after, per split."
+        ),
+    )
+    add_arguments(p)
+    p.set_defaults(handler=_run_project)
+
+
+def _run_project(args: argparse.Namespace, command: str) -> int:
+    from .projection.command import run_project
+
+    return run_project(args, command)
+
+
 def add_reranker(subparsers: argparse._SubParsersAction) -> None:
     """`reranker`: train the learned late-interaction scorer (LITE) of a model folder."""
     p = subparsers.add_parser(
@@ -508,6 +533,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_tune,
     add_adapt,
     add_binary,
+    add_project,
     add_reranker,
 ]
 

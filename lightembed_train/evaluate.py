@@ -170,7 +170,18 @@ class EmbeddingCache:
 
 
 def embed_task(encoder: Encoder, task: Task, cache: EmbeddingCache | None = None) -> Embedded:
-    """The vectors of `task.texts` from `encoder`: from the cache, else timed and stored."""
+    """The vectors of `task.texts` from `encoder`: from the cache, else timed and stored.
+
+    An encoder with a transform file on top embeds through its inner encoder's cache entry
+    and applies the transform (timed too), so trying a transform never re-embeds the texts.
+    """
+    from .evaluation.encoders import TransformedEncoder
+
+    if isinstance(encoder, TransformedEncoder):
+        inner = embed_task(encoder.inner, task, cache)
+        start = time.perf_counter()
+        vectors = encoder.transform.apply(inner.vectors)
+        return Embedded(vectors, inner.seconds + time.perf_counter() - start, inner.cached)
     if cache is not None:
         hit = cache.load(encoder, task)
         if hit is not None:
@@ -291,7 +302,8 @@ def encoder_from_spec(spec: str, work_dir: Path) -> Encoder:
     - `minilm@DIM`, `model2vecDIM@DIM2`: those peers' vectors cut to their first columns;
     - `MODEL:binary@BITS`: a lightembed model's binary codes as ±1 vectors (its trained binary
       codebook when it has one, else the plain sign of the first BITS columns);
-    - `SPEC:simhash@BITS`: sign bits of a seeded random projection of any encoder's vectors.
+    - `SPEC:simhash@BITS`: sign bits of a seeded random projection of any encoder's vectors;
+    - `SPEC+FILE.safetensors`: any of those, then the transform file (e.g. a fitted projection).
     """
     from .evaluation import encoders
 
@@ -300,6 +312,10 @@ def encoder_from_spec(spec: str, work_dir: Path) -> Encoder:
         if kind == "binary":
             return encoders.LightEmbedEncoder(inner, dim=bits, binary=True)
         return encoders.SimHashEncoder(encoder_from_spec(inner, work_dir), bits)
+
+    inner, plus, transform = spec.rpartition("+")
+    if plus and transform.endswith(".safetensors"):
+        return encoders.TransformedEncoder(encoder_from_spec(inner, work_dir), transform)
 
     base, at, dim = spec.rpartition("@")
     if not at or not dim.isdigit():

@@ -208,3 +208,19 @@ class TruncatedEncoder:
         if vectors.shape[1] < self.dim:
             raise ValueError(f"{self.inner.name} gives {vectors.shape[1]} dims, fewer than {self.dim}")
         return np.ascontiguousarray(vectors[:, : self.dim])
+
+
+class TransformedEncoder:
+    """Another encoder's vectors passed through a transform file (`lightembed.load_transform`)."""
+
+    def __init__(self, inner: Encoder, path: str | Path) -> None:
+        from lightembed.transform import load_transform
+
+        self.inner = inner
+        self.path = Path(path)
+        self.transform = load_transform(self.path)
+        self.name = f"{inner.name} + {self.path.stem}"
+        self.fingerprint = f"{inner.fingerprint}-t{folder_digest(self.path)}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.transform.apply(self.inner.encode(texts))

@@ -1,0 +1,190 @@
+"""Choosing a projection on a validation split: a width scan, then a grid searched explore/exploit.
+
+1. `scan_dims`: Rayleigh at a few ridges, scored at evenly spaced prefix widths, shows where
+   projecting helps; the widths tried later are picked around that plateau (plus full width).
+2. `search`: every recipe of a grid is solved on the training statistics and scored on the
+   validation rows at those widths. The order is explore/exploit: one recipe of each family
+   first, then mostly recipes of the families that scored best so far, so that a run cut
+   short by `max_trials` or `time_limit` has already tried the promising ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .methods import Recipe, rayleigh, solve
+from .metrics import RetrievalScorer, Scores
+from .stats import Moments
+
+logger = logging.getLogger(__name__)
+
+SCAN_RIDGES = (0.1, 1.0, 10.0)
+SCAN_POINTS = 16
+PLATEAU_SHARE = 0.9  # widths whose gain is at least this share of the best gain form the plateau
+EXPLORE = 0.3
+GREED = 20.0  # sharpness of the softmax over family bests (scores are 0-1)
+
+
+@dataclass(frozen=True)
+class DimScan:
+    """The width scan: best Rayleigh score per scanned width, and the widths chosen for the search."""
+
+    baseline: Scores
+    curve: dict[int, Scores]
+    dims: tuple[int, ...]
+
+
+def scan_dims(moments: Moments, scorer: RetrievalScorer, points: int = SCAN_POINTS) -> DimScan:
+    """Score Rayleigh projections at `points` evenly spaced widths and pick the widths worth searching."""
+    d = moments.dim
+    step = max(1, d // points)
+    widths = sorted({*range(step, d, step), d})
+    curve: dict[int, Scores] = {}
+    for ridge in SCAN_RIDGES:
+        for width, scores in scorer.score(rayleigh(moments, ridge), widths).items():
+            if width not in curve or scores.map_at_k > curve[width].map_at_k:
+                curve[width] = scores
+    baseline = scorer.baseline()
+    return DimScan(baseline, curve, choose_dims(curve, baseline.map_at_k, d))
+
+
+def choose_dims(curve: dict[int, Scores], baseline: float, d: int) -> tuple[int, ...]:
+    """Widths to search: the smallest scanned, one below the plateau, up to five scanned widths
+    spread across it (the widths within PLATEAU_SHARE of the best gain), and full width."""
+    peak = max(s.map_at_k for s in curve.values())
+    widths = sorted(curve)
+    if peak <= baseline:
+        return tuple(sorted({max(1, round(d * f)) for f in (0.1, 0.25, 0.5, 1.0)}))
+    cutoff = baseline + PLATEAU_SHARE * (peak - baseline)
+    inside = [w for w in widths if curve[w].map_at_k >= cutoff]
+    plateau = [w for w in widths if inside[0] <= w <= inside[-1]]
+    spread = {plateau[round(i * (len(plateau) - 1) / 4)] for i in range(5)}
+    below = [w for w in widths if w < plateau[0]]
+    chosen = {widths[0], d, *spread}
+    if below:
+        chosen.add(below[len(below) // 2])
+    return tuple(sorted(chosen))
+
+
+@dataclass
+class Trial:
+    """One recipe's validation scores per width (empty when it failed), and the seconds it took."""
+
+    recipe: Recipe
+    scores: dict[int, Scores]
+    seconds: float
+    error: str | None = None
+
+    @property
+    def best(self) -> tuple[int, Scores] | None:
+        """(width, scores) with the highest MAP@k, or None for a failed recipe."""
+        if not self.scores:
+            return None
+        width = max(self.scores, key=lambda m: (self.scores[m].map_at_k, -m))
+        return width, self.scores[width]
+
+
+@dataclass
+class SearchResult:
+    """All trials in the order they ran, and the best (recipe, width) on validation."""
+
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def best(self) -> tuple[Recipe, int, Scores]:
+        """The recipe and width with the highest validation MAP@k."""
+        done = [(trial, trial.best) for trial in self.trials if trial.best is not None]
+        if not done:
+            raise ValueError("every recipe of the grid failed; see the log")
+        trial, (width, scores) = max(done, key=lambda item: item[1][1].map_at_k)  # type: ignore[index]
+        return trial.recipe, width, scores
+
+
+class Schedule:
+    """Explore/exploit order over the families of a grid (see the module docstring)."""
+
+    def __init__(self, grid: Sequence[Recipe], seed: int = 0, explore: float = EXPLORE) -> None:
+        self.rng = random.Random(seed)
+        self.explore = explore
+        self.queues: dict[str, list[Recipe]] = {}
+        for recipe in grid:
+            self.queues.setdefault(recipe.family, []).append(recipe)
+        for queue in self.queues.values():
+            self.rng.shuffle(queue)
+        self.best: dict[str, float] = {}
+
+    def __iter__(self) -> Schedule:
+        return self
+
+    def __next__(self) -> Recipe:
+        active = [family for family, queue in self.queues.items() if queue]
+        if not active:
+            raise StopIteration
+        fresh = [family for family in active if family not in self.best]
+        if fresh:
+            family = self.rng.choice(fresh)
+        elif self.rng.random() < self.explore or max(self.best[f] for f in active) == -math.inf:
+            family = self.rng.choice(active)
+        else:
+            top = max(self.best[f] for f in active)
+            weights = [math.exp(GREED * (self.best[f] - top)) for f in active]
+            family = self.rng.choices(active, weights=weights)[0]
+        return self.queues[family].pop()
+
+    def report(self, recipe: Recipe, score: float) -> None:
+        """Tell the schedule how a recipe scored."""
+        family = recipe.family
+        self.best[family] = max(self.best.get(family, -math.inf), score)
+
+
+def search(
+    grid: Sequence[Recipe],
+    moments: Moments,
+    scorer: RetrievalScorer,
+    dims: Sequence[int],
+    *,
+    seed: int = 0,
+    max_trials: int | None = None,
+    time_limit: float | None = None,
+    progress: bool = False,
+) -> SearchResult:
+    """Solve and score the recipes of `grid` in explore/exploit order (all of them unless cut short)."""
+    usable = [recipe for recipe in grid if moments.negative is not None or not recipe.needs_negatives]
+    if not usable:
+        raise ValueError("no recipe of the grid can run (they all need negatives)")
+    schedule = Schedule(usable, seed)
+    result = SearchResult()
+    cache: dict = {}
+    started = time.perf_counter()
+    total = min(len(usable), max_trials) if max_trials else len(usable)
+    best = -math.inf
+    with tqdm(total=total, desc="projections", unit="fit", disable=not progress, file=sys.stderr) as bar:
+        for recipe in schedule:
+            if len(result.trials) >= total or (time_limit is not None and time.perf_counter() - started > time_limit):
+                break
+            tic = time.perf_counter()
+            try:
+                scores = scorer.score(solve(recipe, moments, cache), dims)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                logger.warning("%s failed: %s", recipe, exc)
+                result.trials.append(Trial(recipe, {}, time.perf_counter() - tic, str(exc)))
+                schedule.report(recipe, -math.inf)
+                bar.update(1)
+                continue
+            trial = Trial(recipe, scores, time.perf_counter() - tic)
+            result.trials.append(trial)
+            top = trial.best[1].map_at_k  # type: ignore[index]
+            schedule.report(recipe, top)
+            best = max(best, top)
+            bar.set_postfix_str(f"best MAP {100 * best:.2f}", refresh=False)
+            bar.update(1)
+    return result
