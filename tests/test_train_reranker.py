@@ -56,11 +56,15 @@ def test_cli_defaults_are_the_settings_defaults() -> None:
     assert {key: getattr(defaults, key) for key in RERANK_DEFAULTS} == RERANK_DEFAULTS
 
 
-@pytest.mark.parametrize("pooled,projection,normalize", [(True, 8, True), (False, 0, False)])
+@pytest.mark.parametrize(
+    "pooled,projection,normalize,sort_rows", [(True, 8, True, False), (False, 0, False, False), (True, 8, True, True)]
+)
 def test_torch_forward_equals_the_numpy_scorer(
-    tiny: lightembed.LightEmbed, pooled: bool, projection: int, normalize: bool
+    tiny: lightembed.LightEmbed, pooled: bool, projection: int, normalize: bool, sort_rows: bool
 ) -> None:
-    settings = dataclasses.replace(SMALL, pooled=pooled, projection_dim=projection, normalize=normalize)
+    settings = dataclasses.replace(
+        SMALL, pooled=pooled, projection_dim=projection, normalize=normalize, sort_rows=sort_rows
+    )
     codebook = np.asarray(tiny.parts.embeddings, dtype=np.float32)
     torch.manual_seed(0)
     module = LiteModule(codebook, settings)
