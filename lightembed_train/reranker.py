@@ -437,12 +437,18 @@ def reranker_card(scorer: LiteScorer, p: dict[str, Any]) -> str:
     )
     teacher = " | ".join(f"{p['teacher_dev'][name]:.2f}" for name in p["dev_sets"])
     size = sum(v.nbytes for v in scorer.tensors().values())
+    if scorer.sort_rows:
+        rows_text = (
+            f"each query token's {scorer.doc_length} largest similarities over the first {scorer.max_tokens} "
+            "document tokens, sorted"
+        )
+    else:
+        rows_text = f"document windows of {scorer.doc_length} tokens (best of up to {scorer.max_windows})"
     return f"""## Learned reranker
 
 `reranker.safetensors` ({size / 1024:.0f} KiB): a separable LITE scorer (arXiv 2406.17968) over
 this model's token vectors{f", projected to {s['projection_dim']} dims" if s["projection_dim"] else ""}.
-Query {scorer.query_length} tokens, document windows of {scorer.doc_length} tokens (best of up to
-{scorer.max_windows}); row MLP {scorer.doc_length}-{s["row_hidden"]}-{s["row_width"]}, column MLP
+Query {scorer.query_length} tokens, {rows_text}{"; the pooled cosine is an input" if scorer.pooled else ""}; row MLP {scorer.doc_length}-{s["row_hidden"]}-{s["row_width"]}, column MLP
 {scorer.query_length}-{s["column_hidden"]}-{s["column_width"]}, {s["activation"]}.
 Trained on {sum(p["triples"].values())} (query, positive, negative) triples
 ({", ".join(f"{k}: {v}" for k, v in p["triples"].items())}) with Margin-MSE from the cosines of
