@@ -13,8 +13,8 @@ most `max_windows`; tokens past them are dropped) and score the best of their wi
 
 With `sort_rows`, the row MLP does not see document positions: each query token's row holds its
 `doc_length` largest similarities over the first `doc_length * max_windows` document tokens, in
-descending order (then zeros where the document has fewer tokens). The whole read part of a document is then
-scored at once, without windows.
+descending order (then zeros where the document has fewer tokens). The whole read part of a
+document is then scored at once, without windows.
 
 The file `reranker.safetensors` holds the tensors `projection.weight` [p, dim] (optional; no bias),
 `row.{i}.weight`/`row.{i}.bias`, `column.{i}.weight`/`column.{i}.bias`, `output.weight` [1, r * c]
