@@ -13,11 +13,14 @@ Scorers, each reordering the same candidates:
     teacher          all-MiniLM-L6-v2 cosine (its embeddings cached in `--cache`)
 
 Speed: every `rerank` call (one per query, tokenisation included) is timed; pairs/s is the number
-of (query, candidate) pairs over those seconds, per task and over all three.
+of (query, candidate) pairs over those seconds, per task and over all three. For each learned
+scorer the numpy scoring alone is timed too ("scoring only": the same pairs, tokenised beforehand).
 
 Usage:
     .venv/bin/python benchmarks/rerank.py --models weights/default [OTHER_FOLDER ...]
-The data folder is $LIGHTEMBED_DATA, else ../shared/data. Results: benchmarks/results/rerank.json.
+    .venv/bin/python benchmarks/rerank.py --models weights/default --speed-only   # timings only
+The data folder is $LIGHTEMBED_DATA, else ../shared/data. Results: benchmarks/results/rerank.json
+(`--speed-only`: benchmarks/results/rerank_speed.json, no quality figures, no teacher).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import common
 
 import lightembed
 from lightembed.folder import RERANKER_FILE
+from lightembed.model import capped_tokens
+from lightembed.reranker import pooled_cosines
 from lightembed.scoring import unit_rows
 from lightembed_train.datasets import read_answer_selection, read_scifact
 from lightembed_train.evaluation.reranking import rank_by_score, ranked_average_precision
@@ -122,6 +127,22 @@ def timed_scores(task: RerankTask, score) -> tuple[list[np.ndarray], float]:
     return out, seconds
 
 
+def scoring_only_seconds(model: lightembed.LightEmbed, task: RerankTask) -> float:
+    """Seconds of the learned scorer's numpy scoring of every query's candidates, tokenised beforehand."""
+    scorer = model.parts.reranker
+    tokens = capped_tokens(model.parts, scorer.max_tokens)
+    table = scorer.token_table(model.parts.embeddings)
+    seconds = 0.0
+    for query in task.queries:
+        query_ids, _ = tokens.encode([query.text])
+        flat, lengths = tokens.encode(query.candidates)
+        start = time.perf_counter()
+        cosines = pooled_cosines(model.parts.embeddings, query_ids, flat, lengths) if scorer.pooled else None
+        scorer.scores(table, query_ids, flat, lengths, cosines)
+        seconds += time.perf_counter() - start
+    return seconds
+
+
 def rerank_scorer(model: lightembed.LightEmbed, method: str):
     """`score(query, candidates)` through `model.rerank` (scores in input order)."""
 
@@ -165,10 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=100, help="SciFact documents reranked per claim (default 100)")
     parser.add_argument("--cache", default="/work/cache/teacher", help="cache folder of the teacher's embeddings")
     parser.add_argument("--no-teacher", action="store_true", help="skip the teacher's figures")
-    parser.add_argument("--out", default="rerank", help="results name in benchmarks/results (default rerank)")
+    parser.add_argument("--speed-only", action="store_true", help="only the timings (no quality figures, no teacher)")
+    parser.add_argument("--out", default=None, help="results name in benchmarks/results (default rerank, rerank_speed)")
     parser.add_argument("--max-busy", type=float, default=0.3, help="wait until the CPU is at most this busy")
     parser.add_argument("--quiet-timeout", type=float, default=120.0, help="seconds to wait for a quiet CPU")
     args = parser.parse_args(argv)
+    out = args.out or ("rerank_speed" if args.speed_only else "rerank")
 
     data = common.data_dir()
     common.check_data(data)
@@ -179,12 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         scifact(data, base, args.depth),
     ]
     scorers = {"pooled cosine": pooled_scorer(base), "MaxSim": rerank_scorer(base, "maxsim")}
-    sizes = {}
+    learned, sizes = {}, {}
     for folder in args.models:
         model = lightembed.load(folder)
         if model.parts.reranker is None:
             parser.error(f"{folder} has no {RERANKER_FILE}")
         scorers[f"learned {Path(folder).name}"] = rerank_scorer(model, "learned")
+        learned[f"learned {Path(folder).name}"] = model
         sizes[f"learned {Path(folder).name}"] = (Path(folder) / RERANKER_FILE).stat().st_size
         for task in tasks:  # warm-up: the first call projects the codebook
             model.rerank(task.queries[0].text, task.queries[0].candidates[:2])
@@ -195,23 +219,28 @@ def main(argv: list[str] | None = None) -> int:
         row = {}
         for task in tasks:
             scores, seconds = timed_scores(task, score)
-            row[task.name] = {"score": task.score(scores), "seconds": seconds, "pairs_per_s": task.pairs / seconds}
+            row[task.name] = {"seconds": seconds, "pairs_per_s": task.pairs / seconds}
+            if not args.speed_only:
+                row[task.name]["score"] = task.score(scores)
         pairs = sum(task.pairs for task in tasks)
         row["pairs_per_s"] = pairs / sum(row[task.name]["seconds"] for task in tasks)
-        if name in sizes:
+        if name in learned:
             row["file_bytes"] = sizes[name]
+            row["scoring_only_pairs_per_s"] = pairs / sum(scoring_only_seconds(learned[name], t) for t in tasks)
         results[name] = row
-        print(f"{name}: " + ", ".join(f"{t.name} {row[t.name]['score']:.2f}" for t in tasks), file=sys.stderr)
-    if not args.no_teacher:
+        print(f"{name}: {row['pairs_per_s']:,.0f} pairs/s", file=sys.stderr)
+    if not args.no_teacher and not args.speed_only:
         teacher = teacher_scores(tasks, args.cache)
         results["teacher all-MiniLM-L6-v2"] = {task.name: {"score": task.score(teacher[task.name])} for task in tasks}
 
-    headers = ["scorer", *(f"{t.name} {t.metric}" for t in tasks), *(f"{t.name} pairs/s" for t in tasks), "all pairs/s"]
+    quality = [] if args.speed_only else [f"{t.name} {t.metric}" for t in tasks]
+    headers = ["scorer", *quality, *(f"{t.name} pairs/s" for t in tasks), "all pairs/s", "scoring only pairs/s"]
     rows = []
     for name, row in results.items():
-        cells = [name, *(f"{row[t.name]['score']:.2f}" for t in tasks)]
+        cells = [name, *([] if args.speed_only else (f"{row[t.name]['score']:.2f}" for t in tasks))]
         cells += [f"{row[t.name]['pairs_per_s']:,.0f}" if "pairs_per_s" in row[t.name] else "" for t in tasks]
         cells.append(f"{row['pairs_per_s']:,.0f}" if "pairs_per_s" in row else "")
+        cells.append(f"{row['scoring_only_pairs_per_s']:,.0f}" if "scoring_only_pairs_per_s" in row else "")
         rows.append(cells)
     table = common.markdown_table(headers, rows)
     print(table)
@@ -225,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "table": table,
     }
-    print(f"wrote {common.write_json(args.out, payload)}", file=sys.stderr)
+    print(f"wrote {common.write_json(out, payload)}", file=sys.stderr)
     return 0
 
 

@@ -11,10 +11,16 @@ Documents longer than `doc_length` are cut into consecutive windows of `doc_leng
 most `max_windows`; tokens past them are dropped) and score the best of their windows. With
 `max_windows` = 1 a document is truncated. A query longer than `query_length` is truncated.
 
+With `sort_rows`, the row MLP does not see document positions: each query token's row holds its
+`doc_length` largest similarities over the first `doc_length * max_windows` document tokens, in
+descending order (then zeros where the document has fewer tokens). The whole read part of a
+document is then scored at once, without windows.
+
 The file `reranker.safetensors` holds the tensors `projection.weight` [p, dim] (optional; no bias),
 `row.{i}.weight`/`row.{i}.bias`, `column.{i}.weight`/`column.{i}.bias`, `output.weight` [1, r * c]
 and `output.bias` [1], with the metadata `format` = "lightembed-reranker", `format_version` = "1",
-`query_length`, `doc_length`, `max_windows`, `activation`, `normalize` and `pooled` ("true"/"false").
+`query_length`, `doc_length`, `max_windows`, `activation`, `normalize`, `pooled` and `sort_rows`
+("true"/"false"; a file without `sort_rows` reads as "false").
 
 With `pooled`, the output layer takes one more input: the cosine of the mean codebook rows of the
 query and of the document tokens the scorer reads (the model's own pooled similarity, before any
@@ -54,6 +60,7 @@ class LiteScorer:
     normalize: bool = True  # unit token vectors (cosine similarity matrix)
     max_windows: int = 1
     pooled: bool = False  # the pooled cosine is an extra input of the output layer
+    sort_rows: bool = False  # rows are each query token's largest similarities, sorted (no positions)
 
     @property
     def query_length(self) -> int:
@@ -112,6 +119,8 @@ class LiteScorer:
         query = table[pad_ids(query_ids[: self.query_length], self.query_length, pad)]  # [Lq, p]
         starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=starts[1:])
+        if self.sort_rows:
+            return self._sorted_scores(table, query, flat, starts, np.asarray(lengths, dtype=np.int64), cosines)
         windows = window_counts(lengths, self.doc_length, self.max_windows)
         per_block = max(1, SCORE_BLOCK // (self.query_length * self.doc_length))
         done = np.zeros(n + 1, dtype=np.int64)  # windows before each document
@@ -130,6 +139,30 @@ class LiteScorer:
             firsts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
             out[doc:stop] = np.maximum.reduceat(window_scores, firsts)
             doc = stop
+        return out
+
+    def _sorted_scores(
+        self,
+        table: np.ndarray,
+        query: np.ndarray,
+        flat: np.ndarray,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        cosines: np.ndarray | None,
+    ) -> np.ndarray:
+        """`scores` with `sort_rows`: each document's first `max_tokens` tokens at once, rows sorted."""
+        n = len(lengths)
+        read = np.minimum(lengths, self.max_tokens)
+        per_block = max(1, SCORE_BLOCK // (self.query_length * self.max_tokens))
+        out = np.empty(n, dtype=np.float32)
+        for doc in range(0, n, per_block):
+            stop = min(n, doc + per_block)
+            width = max(int(read[doc:stop].max(initial=0)), 1)
+            ids, _ = document_windows(flat, starts[doc:stop], read[doc:stop], width, np.ones(stop - doc, np.int64))
+            sims = query @ table[np.where(ids < 0, len(table) - 1, ids)].transpose(0, 2, 1)  # [b, Lq, width]
+            sims[np.broadcast_to((ids < 0)[:, None, :], sims.shape)] = -np.inf  # padding is never a top value
+            block_cosines = None if cosines is None else np.asarray(cosines, dtype=np.float32)[doc:stop]
+            out[doc:stop] = self.matrix_scores(top_sorted(sims, self.doc_length), block_cosines)
         return out
 
     def tensors(self) -> dict[str, np.ndarray]:
@@ -154,6 +187,7 @@ class LiteScorer:
             "activation": self.activation,
             "normalize": "true" if self.normalize else "false",
             "pooled": "true" if self.pooled else "false",
+            "sort_rows": "true" if self.sort_rows else "false",
         }
 
 
@@ -161,6 +195,17 @@ def pooled_cosines(codebook: np.ndarray, query_ids: np.ndarray, flat: np.ndarray
     """Cosine of the mean codebook row of the query and of each document [n] (0 for an empty side)."""
     query = unit_rows(mean_pool(codebook, query_ids, np.array([len(query_ids)])))[0]
     return unit_rows(mean_pool(codebook, flat, np.asarray(lengths))) @ query
+
+
+def top_sorted(sims: np.ndarray, k: int) -> np.ndarray:
+    """The `k` largest values of each row of `sims` [..., width], descending; -inf (padding) and missing
+    values (width < k) become zeros at the end."""
+    if sims.shape[-1] < k:
+        sims = np.concatenate([sims, np.full((*sims.shape[:-1], k - sims.shape[-1]), -np.inf, sims.dtype)], axis=-1)
+    elif sims.shape[-1] > k:
+        sims = -np.partition(-sims, k - 1, axis=-1)[..., :k]
+    top = -np.sort(-sims, axis=-1)
+    return np.where(np.isneginf(top), np.float32(0), top)
 
 
 def _mlp(x: np.ndarray, layers: tuple[Layer, ...], act) -> np.ndarray:
@@ -232,7 +277,8 @@ def load_reranker(path: str | Path, dim: int | None = None) -> LiteScorer:
     activation = metadata.get("activation", "relu")
     if activation not in ACTIVATION_FUNCTIONS:
         raise ModelFormatError(f"{where}: activation {activation!r} is not one of {tuple(ACTIVATION_FUNCTIONS)}")
-    for key in ("normalize", "pooled"):
+    metadata = {"sort_rows": "false", **metadata}
+    for key in ("normalize", "pooled", "sort_rows"):
         if metadata.get(key) not in ("true", "false"):
             raise ModelFormatError(f"{where}: metadata {key!r} must be 'true' or 'false'")
     pooled = metadata["pooled"] == "true"
@@ -262,7 +308,8 @@ def load_reranker(path: str | Path, dim: int | None = None) -> LiteScorer:
     if set(tensors) != expected:
         raise ModelFormatError(f"{where}: unexpected tensors {sorted(set(tensors) - expected)}")
     normalize = metadata["normalize"] == "true"
-    return LiteScorer(row, column, output, projection, activation, normalize, max_windows, pooled)
+    sort_rows = metadata["sort_rows"] == "true"
+    return LiteScorer(row, column, output, projection, activation, normalize, max_windows, pooled, sort_rows)
 
 
 def _positive_int(metadata: dict[str, str], key: str, where: str) -> int:

@@ -465,6 +465,11 @@ def add_reranker(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--activation", choices=("relu", "gelu", "tanh"), default=defaults["activation"], help="of the MLPs")
     p.add_argument("--no-normalize", action="store_true", help="compare raw (projected) token vectors, not unit ones")
     p.add_argument("--pooled", action="store_true", help="give the output layer the pooled cosine as one more input")
+    p.add_argument(
+        "--sort-rows",
+        action="store_true",
+        help="rows of each query token's doc-length largest similarities over the whole read document, sorted",
+    )
     p.set_defaults(handler=_run_reranker)
 
 
@@ -501,7 +506,7 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: data folder not found (set --data or LIGHTEMBED_DATA)")
     values = {key: getattr(args, key) for key in RERANK_DEFAULTS}
-    settings = RerankSettings(normalize=not args.no_normalize, pooled=args.pooled, **values)
+    settings = RerankSettings(normalize=not args.no_normalize, pooled=args.pooled, sort_rows=args.sort_rows, **values)
     triples = rerank_data(data, lightembed.load(args.base), seed=args.seed)
     folder = train_model_reranker(
         args.base,

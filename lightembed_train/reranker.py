@@ -64,6 +64,7 @@ class RerankSettings:
     projection_dim: int = 64  # 0: compare the codebook rows themselves
     normalize: bool = True
     pooled: bool = False  # the pooled cosine as one more input of the output layer
+    sort_rows: bool = False  # rows: each query token's doc_length largest similarities, sorted
     row_hidden: int = 64
     row_width: int = 16
     column_hidden: int = 32
@@ -156,7 +157,10 @@ class LiteModule(nn.Module):
         split = query_ids.numel()
         queries = vectors[:split].view(*query_ids.shape, -1)
         windows = vectors[split:].view(*window_ids.shape, -1)
-        sims = torch.bmm(queries[owner], windows.transpose(1, 2))  # [w, Lq, Ld]
+        sims = torch.bmm(queries[owner], windows.transpose(1, 2))  # [w, Lq, Ld] (sort_rows: [n, Lq, tokens])
+        if self.settings.sort_rows:
+            padding = (window_ids == self.pad).unsqueeze(1)  # [n, 1, tokens]
+            sims = top_sorted(sims.masked_fill(padding, -torch.inf), self.settings.doc_length)
         scores = self.matrix_scores(sims, None if cosines is None else cosines[owner])
         best = torch.full((n,), -torch.inf, dtype=scores.dtype, device=scores.device)
         return best.scatter_reduce(0, owner, scores, reduce="amax")
@@ -177,7 +181,17 @@ class LiteModule(nn.Module):
             normalize=s.normalize,
             max_windows=s.max_windows,
             pooled=s.pooled,
+            sort_rows=s.sort_rows,
         )
+
+
+def top_sorted(sims: torch.Tensor, k: int) -> torch.Tensor:
+    """The `k` largest values of each row [..., width], descending; -inf (padding) and missing values
+    (width < k) become zeros at the end."""
+    if sims.shape[-1] < k:
+        sims = nn.functional.pad(sims, (0, k - sims.shape[-1]), value=-torch.inf)
+    top = torch.topk(sims, k, dim=-1).values
+    return torch.where(torch.isneginf(top), torch.zeros_like(top), top)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -192,14 +206,20 @@ def text_ids(tokens: TokenizedTexts, row: int) -> np.ndarray:
 def batch_tensors(
     tokens: TokenizedTexts, queries: np.ndarray, docs: np.ndarray, settings: RerankSettings, pad: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(query ids [n, Lq], window ids [w, Ld], owner [w]) of the (query, doc) text rows."""
+    """(query ids [n, Lq], window ids [w, Ld], owner [w]) of the (query, doc) text rows; with `sort_rows`
+    one window per document of its first tokens (at most doc_length x max_windows)."""
     query_ids = np.stack([pad_ids(text_ids(tokens, q), settings.query_length, pad) for q in queries])
     docs_tokens = tokens.subset(docs)
     flat, lengths = docs_tokens.flat, docs_tokens.lengths
     starts = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
-    windows = window_counts(lengths, settings.doc_length, settings.max_windows)
-    ids, owner = document_windows(flat, starts, lengths, settings.doc_length, windows)
+    if settings.sort_rows:
+        lengths = np.minimum(lengths, settings.doc_length * settings.max_windows)
+        width = max(int(lengths.max(initial=0)), 1)
+        ids, owner = document_windows(flat, starts, lengths, width, np.ones(len(lengths), dtype=np.int64))
+    else:
+        windows = window_counts(lengths, settings.doc_length, settings.max_windows)
+        ids, owner = document_windows(flat, starts, lengths, settings.doc_length, windows)
     ids = np.where(ids < 0, pad, ids)
     return torch.from_numpy(query_ids), torch.from_numpy(ids), torch.from_numpy(owner)
 
@@ -417,12 +437,18 @@ def reranker_card(scorer: LiteScorer, p: dict[str, Any]) -> str:
     )
     teacher = " | ".join(f"{p['teacher_dev'][name]:.2f}" for name in p["dev_sets"])
     size = sum(v.nbytes for v in scorer.tensors().values())
+    if scorer.sort_rows:
+        rows_text = (
+            f"each query token's {scorer.doc_length} largest similarities over the first {scorer.max_tokens} "
+            "document tokens, sorted"
+        )
+    else:
+        rows_text = f"document windows of {scorer.doc_length} tokens (best of up to {scorer.max_windows})"
     return f"""## Learned reranker
 
 `reranker.safetensors` ({size / 1024:.0f} KiB): a separable LITE scorer (arXiv 2406.17968) over
 this model's token vectors{f", projected to {s['projection_dim']} dims" if s["projection_dim"] else ""}.
-Query {scorer.query_length} tokens, document windows of {scorer.doc_length} tokens (best of up to
-{scorer.max_windows}); row MLP {scorer.doc_length}-{s["row_hidden"]}-{s["row_width"]}, column MLP
+Query {scorer.query_length} tokens, {rows_text}{"; the pooled cosine is an input" if scorer.pooled else ""}; row MLP {scorer.doc_length}-{s["row_hidden"]}-{s["row_width"]}, column MLP
 {scorer.query_length}-{s["column_hidden"]}-{s["column_width"]}, {s["activation"]}.
 Trained on {sum(p["triples"].values())} (query, positive, negative) triples
 ({", ".join(f"{k}: {v}" for k, v in p["triples"].items())}) with Margin-MSE from the cosines of

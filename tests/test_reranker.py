@@ -37,7 +37,13 @@ DOCS = [
 
 
 def random_scorer(
-    query_length: int = 4, doc_length: int = 3, max_windows: int = 3, *, projection: int = 5, pooled: bool = True
+    query_length: int = 4,
+    doc_length: int = 3,
+    max_windows: int = 3,
+    *,
+    projection: int = 5,
+    pooled: bool = True,
+    sort_rows: bool = False,
 ) -> LiteScorer:
     rng = np.random.default_rng(1)
 
@@ -53,6 +59,7 @@ def random_scorer(
         normalize=True,
         max_windows=max_windows,
         pooled=pooled,
+        sort_rows=sort_rows,
     )
 
 
@@ -70,12 +77,17 @@ def reference_score(scorer: LiteScorer, codebook: np.ndarray, query: list[int], 
         a, b = codebook[query].mean(axis=0), codebook[doc].mean(axis=0)
         pooled = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
     best = -np.inf
-    n_windows = min(scorer.max_windows, max(1, -(-len(doc) // scorer.doc_length)))
+    n_windows = 1 if scorer.sort_rows else min(scorer.max_windows, max(1, -(-len(doc) // scorer.doc_length)))
     for w in range(n_windows):
-        part = doc[w * scorer.doc_length : (w + 1) * scorer.doc_length]
-        d = np.zeros((scorer.doc_length, table.shape[1]))
-        d[: len(part)] = table[part]
-        s = q @ d.T
+        if scorer.sort_rows:  # every read token; each row's doc_length largest values, descending
+            s = q @ table[doc].T if doc else np.zeros((scorer.query_length, 0))
+            s = np.concatenate([s, np.zeros((scorer.query_length, scorer.doc_length))], axis=1)
+            s = np.concatenate([-np.sort(-s[:, : len(doc)], axis=1), s[:, len(doc) :]], axis=1)[:, : scorer.doc_length]
+        else:
+            part = doc[w * scorer.doc_length : (w + 1) * scorer.doc_length]
+            d = np.zeros((scorer.doc_length, table.shape[1]))
+            d[: len(part)] = table[part]
+            s = q @ d.T
         (w1, b1), (w2, b2) = scorer.row
         h = np.maximum(0.0, s @ w1.T + b1) @ w2.T + b2  # [Lq, r]
         (v1, c1), (v2, c2) = scorer.column
@@ -139,9 +151,9 @@ def test_matrix_scores_shapes_and_padded_rows() -> None:
 
 
 # --------------------------------------------------------------------- the scorer
-@pytest.mark.parametrize("projection,pooled", [(5, True), (0, False)])
-def test_scores_equal_a_plain_reference(projection: int, pooled: bool) -> None:
-    scorer = random_scorer(projection=projection, pooled=pooled)
+@pytest.mark.parametrize("projection,pooled,sort_rows", [(5, True, False), (0, False, False), (5, True, True)])
+def test_scores_equal_a_plain_reference(projection: int, pooled: bool, sort_rows: bool) -> None:
+    scorer = random_scorer(projection=projection, pooled=pooled, sort_rows=sort_rows)
     codebook = np.random.default_rng(2).standard_normal((len(VOCAB), 16)).astype(np.float32)
     table = scorer.token_table(codebook)
     query = ids("the cat sat on the mat")  # 6 ids: truncated to 4
@@ -177,6 +189,15 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert (loaded.query_length, loaded.doc_length, loaded.max_windows, loaded.pooled) == (4, 3, 3, True)
     for a, b in zip(loaded.tensors().values(), scorer.tensors().values()):
         np.testing.assert_array_equal(a, b)
+    assert not loaded.sort_rows
+    assert load_reranker(save_reranker(tmp_path / "s.safetensors", random_scorer(sort_rows=True), 16)).sort_rows
+
+
+def test_file_without_sort_rows_reads_as_positional(tmp_path: Path) -> None:
+    scorer = random_scorer()
+    metadata = {k: v for k, v in scorer.metadata().items() if k != "sort_rows"}
+    save_file(scorer.tensors(), str(tmp_path / "r.safetensors"), metadata=metadata)
+    assert not load_reranker(tmp_path / "r.safetensors").sort_rows
 
 
 def _broken(tmp_path: Path, *, drop=(), metadata=None, **tensors: np.ndarray) -> Path:
@@ -198,6 +219,7 @@ def _broken(tmp_path: Path, *, drop=(), metadata=None, **tensors: np.ndarray) ->
         ({"metadata": {"max_windows": "0"}}, "max_windows"),
         ({"metadata": {"activation": "swish"}}, "activation"),
         ({"metadata": {"pooled": "yes"}}, "pooled"),
+        ({"metadata": {"sort_rows": "1"}}, "sort_rows"),
         ({"metadata": {"pooled": "false"}}, r"output\.weight"),
         ({"drop": ("column.1.bias",)}, r"column\.1\.bias"),
         ({"drop": ("row.0.weight", "row.0.bias", "row.1.weight", "row.1.bias")}, "row MLP"),

@@ -56,11 +56,15 @@ def test_cli_defaults_are_the_settings_defaults() -> None:
     assert {key: getattr(defaults, key) for key in RERANK_DEFAULTS} == RERANK_DEFAULTS
 
 
-@pytest.mark.parametrize("pooled,projection,normalize", [(True, 8, True), (False, 0, False)])
+@pytest.mark.parametrize(
+    "pooled,projection,normalize,sort_rows", [(True, 8, True, False), (False, 0, False, False), (True, 8, True, True)]
+)
 def test_torch_forward_equals_the_numpy_scorer(
-    tiny: lightembed.LightEmbed, pooled: bool, projection: int, normalize: bool
+    tiny: lightembed.LightEmbed, pooled: bool, projection: int, normalize: bool, sort_rows: bool
 ) -> None:
-    settings = dataclasses.replace(SMALL, pooled=pooled, projection_dim=projection, normalize=normalize)
+    settings = dataclasses.replace(
+        SMALL, pooled=pooled, projection_dim=projection, normalize=normalize, sort_rows=sort_rows
+    )
     codebook = np.asarray(tiny.parts.embeddings, dtype=np.float32)
     torch.manual_seed(0)
     module = LiteModule(codebook, settings)
@@ -116,8 +120,9 @@ def synthetic_ranking(tiny: lightembed.LightEmbed, count: int, seed: int) -> tup
     return triples, queries
 
 
-def test_training_finds_a_planted_pattern(tiny: lightembed.LightEmbed) -> None:
-    """A few seconds: six epochs over 300 triples, each followed by a dev pass in numpy."""
+@pytest.mark.parametrize("sort_rows", [False, True])
+def test_training_finds_a_planted_pattern(tiny: lightembed.LightEmbed, sort_rows: bool) -> None:
+    """A few seconds each: six epochs over 300 triples, each followed by a dev pass in numpy."""
     train, _ = synthetic_ranking(tiny, 300, 0)
     _, dev_queries = synthetic_ranking(tiny, 40, 1)
     dev = [DevRanking("synthetic dev", "MAP", dev_queries, [1] * len(dev_queries))]
@@ -126,7 +131,7 @@ def test_training_finds_a_planted_pattern(tiny: lightembed.LightEmbed) -> None:
         | {t for q in dev_queries for t in (q.query, *q.candidates)}
     )
     index = {t: i for i, t in enumerate(texts)}
-    settings = dataclasses.replace(SMALL, epochs=6, patience=6)
+    settings = dataclasses.replace(SMALL, epochs=6, patience=6, sort_rows=sort_rows)
     tokens = tokenize(capped_tokens(tiny.parts, settings.doc_length * settings.max_windows), texts)
     teacher = np.tile([1.0, 0.0], (len(train), 1))
     codebook = np.asarray(tiny.parts.embeddings, dtype=np.float32)
@@ -135,6 +140,7 @@ def test_training_finds_a_planted_pattern(tiny: lightembed.LightEmbed) -> None:
     assert best >= 95.0 > start
     assert result.best_epoch > 0
     assert result.scorer.max_windows == 2 and result.scorer.projection.shape == (8, 16)
+    assert result.scorer.sort_rows == sort_rows
 
 
 def test_answer_selection_triples(tmp_path: Path) -> None:
