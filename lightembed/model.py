@@ -18,7 +18,7 @@ from .binary import hamming_topk, pack_signs, unpack_signs
 from .cluster import ClusterResult, spherical_kmeans
 from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, check_threshold, deduplicate_vectors, first_copies
 from .folder import RERANKER_FILE, ModelParts, read_model
-from .parallel import ordered_map
+from .parallel import ordered_map, share_size
 from .partition import DEFAULT_PROBES
 from .pooling import mean_pool
 from .rerank import maxsim_scores
@@ -120,6 +120,8 @@ class LightEmbed:
             return self.embed([texts], batch_size=batch_size)[0]
         texts = _text_iterable(texts)
         total = len(texts) if isinstance(texts, Sequence) else None
+        if total is not None:  # a short input still goes to every core
+            batch_size = share_size(total, self.batch_size if batch_size is None else batch_size)
         bar = tqdm(total=total, unit="text", disable=not progress, file=sys.stderr, desc="embedding")
         parts = []
         with bar:
@@ -340,13 +342,10 @@ class LightEmbed:
         learned = scorer is not None and method != "maxsim"
         tokens = self._reranker_tokens() if learned else self.tokens
         query_ids, _ = tokens.encode([query])
-        flat_parts, lengths = [], []
-        for _, block in _checked_blocks(texts, self.batch_size):
-            flat, block_lengths = tokens.encode(block)
-            flat_parts.append(flat)
-            lengths.append(block_lengths)
-        flat = np.concatenate(flat_parts) if flat_parts else np.zeros(0, dtype=np.int64)
-        doc_lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        blocks = (block for _, block in _checked_blocks(texts, share_size(len(texts), self.batch_size)))
+        encoded = list(ordered_map(tokens.encode, blocks))
+        flat = np.concatenate([ids for ids, _ in encoded]) if encoded else np.zeros(0, dtype=np.int64)
+        doc_lengths = np.concatenate([n for _, n in encoded]) if encoded else np.zeros(0, dtype=np.int64)
         if learned:
             cosines = pooled_cosines(self.parts.embeddings, query_ids, flat, doc_lengths) if scorer.pooled else None
             scores = scorer.scores(self._reranker_table(), query_ids, flat, doc_lengths, cosines)

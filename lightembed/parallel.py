@@ -29,6 +29,11 @@ def worker_count() -> int:
     return max(2, min(cores, MAX_WORKERS))
 
 
+def share_size(total: int, limit: int, minimum: int = 32) -> int:
+    """Block size that gives each worker a share of `total` items: at most `limit`, at least `minimum`."""
+    return min(limit, max(minimum, -(-total // worker_count())))
+
+
 def ordered_map(function: Callable[[In], Out], items: Iterable[In], workers: int | None = None) -> Iterator[Out]:
     """`map(function, items)` on a thread pool, yielding in input order.
 

@@ -15,6 +15,7 @@ import pytest
 from tiny import WORDS, write_tiny_model
 
 import lightembed
+from lightembed import parallel
 from lightembed.parallel import ordered_map, worker_count
 
 
@@ -73,3 +74,11 @@ def test_parallel_blocks_give_the_same_vectors_as_one_block(tmp_path: Path) -> N
     whole = model.embed(texts, batch_size=1000)
     assert np.array_equal(model.embed(texts, batch_size=7), whole)
     assert np.array_equal(np.concatenate(list(model.iter_embed(iter(texts), batch_size=13))), whole)
+
+
+def test_share_size_splits_short_inputs_across_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 4)
+    assert parallel.share_size(1000, 2048) == 250  # every worker gets a block
+    assert parallel.share_size(100_000, 2048) == 2048  # long inputs keep the limit
+    assert parallel.share_size(10, 2048) == 32  # tiny inputs are not cut into crumbs
+    assert parallel.share_size(1000, 0) == 0  # a bad limit stays visible to the caller's check
