@@ -13,6 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain, islice
 from typing import TypeVar
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -39,10 +40,15 @@ def ordered_map(function: Callable[[In], Out], items: Iterable[In], workers: int
 
     At most `workers + 1` items are in flight, so memory stays bounded for any stream.
     """
+    iterator = iter(items)
+    head = list(islice(iterator, 2))
+    if len(head) < 2:  # nothing to overlap: no threads to start
+        yield from map(function, head)
+        return
     workers = worker_count() if workers is None else workers
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[Out]] = deque()
-        for item in items:
+        for item in chain(head, iterator):
             pending.append(pool.submit(function, item))
             if len(pending) > workers:
                 yield pending.popleft().result()

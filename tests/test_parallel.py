@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,9 @@ def test_share_size_splits_short_inputs_across_workers(monkeypatch: pytest.Monke
     assert parallel.share_size(100_000, 2048) == 2048  # long inputs keep the limit
     assert parallel.share_size(10, 2048) == 32  # tiny inputs are not cut into crumbs
     assert parallel.share_size(1000, 0) == 0  # a bad limit stays visible to the caller's check
+
+
+def test_a_single_item_runs_in_the_calling_thread() -> None:
+    caller = threading.get_ident()
+    assert list(ordered_map(lambda _: threading.get_ident(), [0])) == [caller]
+    assert list(ordered_map(lambda i: i, [])) == []
