@@ -268,6 +268,10 @@ def peak_rss_mb() -> float:
 
 
 # --------------------------------------------------------------------------- reporting
+# Environment variables that change how many threads the libraries use (recorded with each result).
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM")
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, memory and library versions, for the results file."""
     cpu = platform.processor() or "unknown"
@@ -300,6 +304,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
+        "thread_settings": {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
