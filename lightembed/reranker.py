@@ -46,6 +46,10 @@ RERANKER_FORMAT = "lightembed-reranker"
 RERANKER_VERSION = "1"
 # Query-by-document similarities held at once (floats): bounds the memory of one scoring block.
 SCORE_BLOCK = 1 << 22
+# OpenBLAS spreads a product of more than about 2^18 multiply-adds over several threads, which then
+# spin for a while after it and slow down the tokenizer threads of the next call on a small machine.
+# The scorer's products are small, so they are cut into row chunks that each stay on one thread.
+ONE_THREAD_PRODUCT = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ class LiteScorer:
             stop = min(n, max(stop, doc + 1))
             ids, owner = document_windows(flat, starts[doc:stop], lengths[doc:stop], self.doc_length, windows[doc:stop])
             ids = np.where(ids < 0, pad, ids)
-            sims = table[ids] @ query.T  # [w, Ld, Lq]
+            sims = token_products(table[ids], query)  # [w, Ld, Lq]
             window_cosines = None if cosines is None else np.asarray(cosines, dtype=np.float32)[doc:stop][owner]
             window_scores = self.matrix_scores(np.swapaxes(sims, 1, 2), window_cosines)
             firsts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
@@ -159,7 +163,9 @@ class LiteScorer:
             stop = min(n, doc + per_block)
             width = max(int(read[doc:stop].max(initial=0)), 1)
             ids, _ = document_windows(flat, starts[doc:stop], read[doc:stop], width, np.ones(stop - doc, np.int64))
-            sims = query @ table[np.where(ids < 0, len(table) - 1, ids)].transpose(0, 2, 1)  # [b, Lq, width]
+            sims = token_products(table[np.where(ids < 0, len(table) - 1, ids)], query).transpose(
+                0, 2, 1
+            )  # [b, Lq, width]
             sims[np.broadcast_to((ids < 0)[:, None, :], sims.shape)] = -np.inf  # padding is never a top value
             block_cosines = None if cosines is None else np.asarray(cosines, dtype=np.float32)[doc:stop]
             out[doc:stop] = self.matrix_scores(top_sorted(sims, self.doc_length), block_cosines)
@@ -213,10 +219,25 @@ def _mlp(x: np.ndarray, layers: tuple[Layer, ...], act) -> np.ndarray:
     shape = x.shape[:-1]
     x = np.ascontiguousarray(x).reshape(-1, x.shape[-1])  # 2-D products: numpy's fast path
     for i, (weight, bias) in enumerate(layers):
-        x = x @ weight.T + bias
+        x = one_thread_product(x, weight.T) + bias
         if i < len(layers) - 1:
             x = act(x)
     return x.reshape(*shape, -1)
+
+
+def one_thread_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`a @ b` of 2-D arrays, in row chunks small enough for one BLAS thread (see ONE_THREAD_PRODUCT)."""
+    rows = max(1, ONE_THREAD_PRODUCT // max(1, a.shape[1] * b.shape[1]))
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    for start in range(0, len(a), rows):
+        np.matmul(a[start : start + rows], b, out=out[start : start + rows])
+    return out
+
+
+def token_products(tokens: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Similarities [..., tokens, Lq] of token vectors [..., tokens, p] with the query rows [Lq, p]."""
+    flat = one_thread_product(tokens.reshape(-1, tokens.shape[-1]), query.T)
+    return flat.reshape(*tokens.shape[:-1], len(query))
 
 
 def pad_ids(ids: np.ndarray, length: int, pad: int) -> np.ndarray:
