@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer
 
 from .config import ModelConfig
 from .errors import ModelFormatError, ModelNotFoundError
 from .reranker import LiteScorer, load_reranker
+from .tensorfile import read_tensor_file
 from .transform import FLOAT_DTYPES, Transform, finite_float_tensor, parse_transform, transform_keys
 
 CONFIG_FILE = "config.json"
@@ -69,7 +69,7 @@ def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
     """Read and validate a lightembed model folder."""
     config = ModelConfig.from_dict(raw_config, str(path / CONFIG_FILE))
     weights_path = path / WEIGHTS_FILE
-    tensors = _read_safetensors(weights_path)
+    tensors = read_tensor_file(weights_path)[1]
     where = str(weights_path)
     embeddings = _codebook(tensors, "embeddings", where)
     _check_shape(embeddings, (config.vocab_size, config.dim), where, "embeddings")
@@ -124,7 +124,7 @@ def read_model2vec(path: Path, raw_config: Any) -> ModelParts:
     if not isinstance(raw_config, dict):
         raise ModelFormatError(f"{where_config}: expected a JSON object")
     weights_path = path / WEIGHTS_FILE
-    tensors = _read_safetensors(weights_path)
+    tensors = read_tensor_file(weights_path)[1]
     where = str(weights_path)
     # model2vec stores int8 codebooks without their scale and pools the raw values: do the same.
     embeddings = _codebook(tensors, "embeddings", where, default_scale=1.0)
@@ -173,7 +173,7 @@ def read_wordllama(codebook_path: Path, tokenizer_path: Path | None = None) -> M
     The tokenizer is looked for beside the codebook and in a sibling `tokenizers/` folder
     (any `*tokenizer*.json`) unless given.
     """
-    tensors = _read_safetensors(codebook_path)
+    tensors = read_tensor_file(codebook_path)[1]
     where = str(codebook_path)
     embeddings = _codebook(tensors, "embedding.weight", where)
     if tokenizer_path is None:
@@ -237,16 +237,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFormatError(f"{path}: not readable JSON ({exc})") from None
-
-
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise ModelFormatError(f"{path}: file is missing")
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (a safe_open handle is not a dict)
-    except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
-        raise ModelFormatError(f"{path}: not a valid safetensors file ({exc})") from None
 
 
 def _read_tokenizer(path: Path, vocab_size: int | None) -> Tokenizer:

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from .errors import ModelFormatError
 from .pooling import mean_pool
 from .scoring import unit_rows
+from .tensorfile import read_tensor_file
 from .transform import ACTIVATION_FUNCTIONS, Layer, _layer, finite_float_tensor
 
 RERANKER_FORMAT = "lightembed-reranker"
@@ -281,20 +281,7 @@ def load_reranker(path: str | Path, dim: int | None = None) -> LiteScorer:
     """Read and validate a reranker file (safetensors only); `dim` is the codebook width it must take."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise ModelFormatError(f"{where}: file is missing")
-    try:
-        with safe_open(where, framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
-        raise ModelFormatError(f"{where}: not a valid safetensors file ({exc})") from None
-    if metadata.get("format") != RERANKER_FORMAT:
-        raise ModelFormatError(
-            f"{where}: metadata 'format' must be {RERANKER_FORMAT!r}, got {metadata.get('format')!r}"
-        )
-    if metadata.get("format_version") != RERANKER_VERSION:
-        raise ModelFormatError(f"{where}: unsupported format_version {metadata.get('format_version')!r}")
+    metadata, tensors = read_tensor_file(path, RERANKER_FORMAT, RERANKER_VERSION)
     activation = metadata.get("activation", "relu")
     if activation not in ACTIVATION_FUNCTIONS:
         raise ModelFormatError(f"{where}: activation {activation!r} is not one of {tuple(ACTIVATION_FUNCTIONS)}")

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from .errors import ModelFormatError
+from .tensorfile import read_tensor_file
 
 TRANSFORM_FORMAT = "lightembed-transform"
 TRANSFORM_VERSION = "1"
@@ -179,20 +179,7 @@ def load_transform(path: str | Path) -> Transform:
     """Read and validate a transform file (safetensors only; nothing is unpickled)."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise ModelFormatError(f"{where}: file is missing")
-    try:
-        with safe_open(where, framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
-        raise ModelFormatError(f"{where}: not a valid safetensors file ({exc})") from None
-    if metadata.get("format") != TRANSFORM_FORMAT:
-        raise ModelFormatError(
-            f"{where}: metadata 'format' must be {TRANSFORM_FORMAT!r}, got {metadata.get('format')!r}"
-        )
-    if metadata.get("format_version") != TRANSFORM_VERSION:
-        raise ModelFormatError(f"{where}: unsupported format_version {metadata.get('format_version')!r}")
+    metadata, tensors = read_tensor_file(path, TRANSFORM_FORMAT, TRANSFORM_VERSION)
     if metadata.get("normalize", "false") not in ("true", "false"):
         raise ModelFormatError(f"{where}: metadata 'normalize' must be 'true' or 'false'")
     projection = "projection.weight" in tensors

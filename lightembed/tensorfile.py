@@ -1,0 +1,30 @@
+"""Reading one safetensors file with clear errors (nothing is unpickled or executed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+
+from .errors import ModelFormatError
+
+
+def read_tensor_file(
+    path: Path, file_format: str | None = None, version: str | None = None
+) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """The metadata and tensors of `path`; with `file_format`, its metadata must name that format and `version`."""
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: file is missing")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
+        raise ModelFormatError(f"{path}: not a valid safetensors file ({exc})") from None
+    if file_format is not None:
+        if metadata.get("format") != file_format:
+            raise ModelFormatError(f"{path}: metadata 'format' must be {file_format!r}, got {metadata.get('format')!r}")
+        if metadata.get("format_version") != version:
+            raise ModelFormatError(f"{path}: unsupported format_version {metadata.get('format_version')!r}")
+    return metadata, tensors
