@@ -191,7 +191,7 @@ class LightEmbed:
                 raise ValueError(f"expected vectors of shape [n, d], got shape {items.shape}")
             return array if is_codes(array) else comparable_rows(array)
         embedded = self.embed([items] if isinstance(items, str) else items)
-        return embedded if self.binary else unit_rows(embedded)
+        return embedded if self.binary else comparable_rows(embedded)
 
     def _bits_for(self, codes: np.ndarray) -> int | None:
         if not is_codes(codes):
@@ -301,7 +301,7 @@ class LightEmbed:
         first = first_copies(texts)
         distinct = np.flatnonzero(first == np.arange(len(texts)))
         embedded = self.embed([texts[i] for i in distinct], progress=progress)
-        vectors = embedded if self.binary else unit_rows(embedded)
+        vectors = embedded if self.binary else comparable_rows(embedded)
         return deduplicate_vectors(
             vectors,
             threshold,
