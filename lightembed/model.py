@@ -342,15 +342,19 @@ class LightEmbed:
         learned = scorer is not None and method != "maxsim"
         tokens = self._reranker_tokens() if learned else self.tokens
         query_ids, _ = tokens.encode([query])
-        blocks = (block for _, block in _checked_blocks(texts, share_size(len(texts), self.batch_size)))
-        encoded = list(ordered_map(tokens.encode, blocks))
-        flat = np.concatenate([ids for ids, _ in encoded]) if encoded else np.zeros(0, dtype=np.int64)
-        doc_lengths = np.concatenate([n for _, n in encoded]) if encoded else np.zeros(0, dtype=np.int64)
-        if learned:
+        query_rows = None if learned else self._token_rows(query_ids)
+        table = self._reranker_table() if learned else None
+
+        def share_scores(block: list[str]) -> np.ndarray:
+            """Tokenise one share of the documents and score it (each core takes a share)."""
+            flat, doc_lengths = tokens.encode(block)
+            if not learned:
+                return maxsim_scores(query_rows, self._token_rows(flat), doc_lengths)
             cosines = pooled_cosines(self.parts.embeddings, query_ids, flat, doc_lengths) if scorer.pooled else None
-            scores = scorer.scores(self._reranker_table(), query_ids, flat, doc_lengths, cosines)
-        else:
-            scores = maxsim_scores(self._token_rows(query_ids), self._token_rows(flat), doc_lengths)
+            return scorer.scores(table, query_ids, flat, doc_lengths, cosines)
+
+        blocks = (block for _, block in _checked_blocks(texts, share_size(len(texts), self.batch_size)))
+        scores = np.concatenate([np.zeros(0, dtype=np.float32), *ordered_map(share_scores, blocks)])
         return _hits(top_indices(scores, k or len(scores)), scores, texts)
 
     def _reranker_tokens(self) -> TokenBatcher:

@@ -166,7 +166,7 @@ class LiteScorer:
             sims = token_products(table[np.where(ids < 0, len(table) - 1, ids)], query).transpose(
                 0, 2, 1
             )  # [b, Lq, width]
-            sims[np.broadcast_to((ids < 0)[:, None, :], sims.shape)] = -np.inf  # padding is never a top value
+            np.copyto(sims, -np.inf, where=(ids < 0)[:, None, :])  # padding is never a top value
             block_cosines = None if cosines is None else np.asarray(cosines, dtype=np.float32)[doc:stop]
             out[doc:stop] = self.matrix_scores(top_sorted(sims, self.doc_length), block_cosines)
         return out
@@ -209,8 +209,8 @@ def top_sorted(sims: np.ndarray, k: int) -> np.ndarray:
     if sims.shape[-1] < k:
         sims = np.concatenate([sims, np.full((*sims.shape[:-1], k - sims.shape[-1]), -np.inf, sims.dtype)], axis=-1)
     elif sims.shape[-1] > k:
-        sims = -np.partition(-sims, k - 1, axis=-1)[..., :k]
-    top = -np.sort(-sims, axis=-1)
+        sims = np.partition(sims, sims.shape[-1] - k, axis=-1)[..., -k:]
+    top = np.sort(sims, axis=-1)[..., ::-1]
     return np.where(np.isneginf(top), np.float32(0), top)
 
 

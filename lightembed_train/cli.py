@@ -458,6 +458,7 @@ def add_reranker(subparsers: argparse._SubParsersAction) -> None:
         ("kl-weight", "kl_weight", "weight of the KL term"),
         ("label-weight", "label_weight", "weight of the pairwise logistic loss on the labels"),
         ("temperature", "temperature", "softmax temperature of the KL and label terms"),
+        ("ema-decay", "ema_decay", "decay of the moving average of the weights that is evaluated and kept (0: off)"),
     ):
         p.add_argument(
             f"--{flag}", dest=key, type=float, default=defaults[key], help=f"{help_text} (default {defaults[key]})"
@@ -465,6 +466,12 @@ def add_reranker(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--activation", choices=("relu", "gelu", "tanh"), default=defaults["activation"], help="of the MLPs")
     p.add_argument("--no-normalize", action="store_true", help="compare raw (projected) token vectors, not unit ones")
     p.add_argument("--pooled", action="store_true", help="give the output layer the pooled cosine as one more input")
+    p.add_argument(
+        "--pooled-from",
+        default=None,
+        help="model folder (same vocabulary) whose pooled cosines the training triples use, one not tuned on "
+        "their pairs, such as the distilled model the base was tuned from (default: the base itself)",
+    )
     p.add_argument(
         "--sort-rows",
         action="store_true",
@@ -491,6 +498,7 @@ RERANK_DEFAULTS = {
     "kl_weight": 0.0,
     "label_weight": 0.0,
     "temperature": 0.05,
+    "ema_decay": 0.0,
     "activation": "relu",
 }
 
@@ -518,6 +526,7 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
         device=args.device,
         progress=not args.quiet,
         command=command,
+        pooled_from=args.pooled_from,
     )
     print(folder)
     return 0

@@ -18,6 +18,7 @@ better one.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -78,6 +79,7 @@ class RerankSettings:
     temperature: float = 0.05
     patience: int = 2
     seed: int = 0
+    ema_decay: float = 0.0  # > 0: evaluate and export an exponential moving average of the weights
 
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": lambda: nn.GELU(approximate="tanh"), "tanh": nn.Tanh}
@@ -298,8 +300,14 @@ def train_reranker(
     settings: RerankSettings = RerankSettings(),
     device: str | torch.device | None = None,
     progress: bool = True,
+    training_codebook: np.ndarray | None = None,
 ) -> RerankResult:
-    """Train on `triples` (text rows via `index` into `tokens`) with teacher cosines [n, 2] (positive, negative)."""
+    """Train on `triples` (text rows via `index` into `tokens`) with teacher cosines [n, 2] (positive, negative).
+
+    `training_codebook` (same vocabulary) gives the pooled cosines of the training triples instead of
+    `codebook`: a model that has not been tuned on the triples' pairs, whose cosines on them are not
+    inflated; the dev rankings always use `codebook`, as the runtime does.
+    """
     if len(triples) == 0:
         raise ValueError("no training triples")
     if teacher_scores.shape != (len(triples), 2):
@@ -308,14 +316,19 @@ def train_reranker(
     torch.manual_seed(settings.seed)
     device = torch.device(device) if device is not None else default_device()
     module = LiteModule(codebook, settings).to(device)
+    averaged = copy.deepcopy(module) if settings.ema_decay > 0 else module  # the weights evaluated and kept
     optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=settings.learning_rate)
     rows = np.asarray([[index[t.query], index[t.positive], index[t.negative]] for t in triples], dtype=np.int64)
     margins = torch.as_tensor(teacher_scores[:, 0] - teacher_scores[:, 1], dtype=torch.float32)
     pooled = unit_rows(mean_pool(codebook, tokens.flat, tokens.lengths))
+    if training_codebook is None:
+        training_pooled = pooled
+    else:
+        training_pooled = unit_rows(mean_pool(np.asarray(training_codebook, np.float32), tokens.flat, tokens.lengths))
     generator = torch.Generator().manual_seed(settings.seed)
 
     def evaluate(epoch: int, loss: float | None) -> dict[str, Any]:
-        scorer = module.to_scorer()
+        scorer = averaged.to_scorer()
         table = scorer.token_table(codebook)
         scores = {r.name: dev_score(scorer, table, r, tokens, index, pooled) for r in dev}
         row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0, **scores}
@@ -323,7 +336,7 @@ def train_reranker(
         return row
 
     history = [evaluate(0, None)]
-    best_scorer, best_epoch = module.to_scorer(), 0
+    best_scorer, best_epoch = averaged.to_scorer(), 0
     for epoch in range(1, settings.epochs + 1):
         module.train()
         order = torch.randperm(len(rows), generator=generator).numpy()
@@ -333,17 +346,22 @@ def train_reranker(
             batch = order[start : start + settings.batch_size]
             q, p, n = rows[batch, 0], rows[batch, 1], rows[batch, 2]
             query_ids, window_ids, owner = batch_tensors(tokens, np.r_[q, q], np.r_[p, n], settings, module.pad)
-            cosines = torch.from_numpy(np.einsum("ij,ij->i", pooled[np.r_[q, q]], pooled[np.r_[p, n]])).to(device)
+            cosines = np.einsum("ij,ij->i", training_pooled[np.r_[q, q]], training_pooled[np.r_[p, n]])
+            cosines = torch.from_numpy(cosines).to(device)
             scores = module(query_ids.to(device), window_ids.to(device), owner.to(device), 2 * len(batch), cosines)
             loss = triple_loss(scores[: len(batch)], scores[len(batch) :], margins[batch].to(device), settings)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if averaged is not module:
+                with torch.no_grad():
+                    for mean, weight in zip(averaged.parameters(), module.parameters()):
+                        mean.lerp_(weight, 1.0 - settings.ema_decay)
             total += loss.item() * len(batch)
         module.eval()
         history.append(evaluate(epoch, total / len(order)))
         if not dev or history[-1]["dev"] > history[best_epoch]["dev"]:
-            best_scorer, best_epoch = module.to_scorer(), epoch
+            best_scorer, best_epoch = averaged.to_scorer(), epoch
         elif epoch - best_epoch >= settings.patience:
             logger.info("no better dev score for %d epochs: stopping", settings.patience)
             break
@@ -370,13 +388,21 @@ def train_model_reranker(
     device: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    pooled_from: str | Path | None = None,
 ) -> Path:
     """Train a reranker for the model `base` (None: the bundled default) and write `out_folder`: a copy
-    of the base folder with `reranker.safetensors` and `reranker: true` in its config."""
+    of the base folder with `reranker.safetensors` and `reranker: true` in its config.
+
+    `pooled_from`: a model folder with the same vocabulary whose pooled cosines the training triples
+    use (see `train_reranker`'s `training_codebook`), such as the distilled model `base` was tuned from.
+    """
     started = time.perf_counter()
     model = lightembed.load(base)
     if model.config.source != "lightembed":
         raise ValueError(f"{model.path}: a reranker can only be added to a lightembed model folder")
+    if pooled_from is not None and not settings.pooled:
+        raise ValueError("pooled_from needs a scorer with the pooled cosine input (settings.pooled)")
+    training_codebook = None if pooled_from is None else _same_vocabulary_codebook(model, pooled_from)
     texts = data.texts()
     index = {text: i for i, text in enumerate(texts)}
     teacher = Teacher(teacher_path, device=device)
@@ -386,12 +412,15 @@ def train_model_reranker(
     logger.info("teacher on the dev rankings: %s", {k: round(v, 2) for k, v in teacher_dev.items()})
     tokens = tokenize(capped_tokens(model.parts, settings.doc_length * settings.max_windows), texts)
     codebook = np.asarray(model.parts.embeddings, dtype=np.float32)
-    result = train_reranker(codebook, tokens, index, data.triples, teacher_scores, data.dev, settings, device, progress)
+    result = train_reranker(
+        codebook, tokens, index, data.triples, teacher_scores, data.dev, settings, device, progress, training_codebook
+    )
     provenance = {
         "method": "lite",
         "command": command,
         "teacher": teacher.name,
         "settings": asdict(settings),
+        "pooled_from": None if pooled_from is None else str(pooled_from),
         "triples": data.counts(),
         "dev_sets": [r.name for r in data.dev],
         "teacher_dev": teacher_dev,
@@ -402,6 +431,18 @@ def train_model_reranker(
         "versions": versions(),
     }
     return write_reranker_folder(model, out_folder, result.scorer, provenance)
+
+
+def _same_vocabulary_codebook(model: LightEmbed, folder: str | Path) -> np.ndarray:
+    """The codebook of the model folder `folder`, checked to have `model`'s vocabulary size."""
+    other = lightembed.load(folder)
+    codebook = np.asarray(other.parts.embeddings, dtype=np.float32)
+    if len(codebook) != len(model.parts.embeddings):
+        raise ValueError(
+            f"{other.path}: its codebook has {len(codebook)} rows, the base model's {len(model.parts.embeddings)}; "
+            "the pooled cosines must come from a model with the same vocabulary"
+        )
+    return codebook
 
 
 def write_reranker_folder(model: LightEmbed, out_folder: str | Path, scorer: LiteScorer, provenance: dict) -> Path:
@@ -452,7 +493,7 @@ Query {scorer.query_length} tokens, {rows_text}{"; the pooled cosine is an input
 {scorer.query_length}-{s["column_hidden"]}-{s["column_width"]}, {s["activation"]}.
 Trained on {sum(p["triples"].values())} (query, positive, negative) triples
 ({", ".join(f"{k}: {v}" for k, v in p["triples"].items())}) with Margin-MSE from the cosines of
-`{p["teacher"]}` (KL weight {s["kl_weight"]}, label weight {s["label_weight"]}). Epoch {p["best_epoch"]}
+`{p["teacher"]}` (KL weight {s["kl_weight"]}, label weight {s["label_weight"]}).{_training_notes(p)} Epoch {p["best_epoch"]}
 had the best mean dev score and was kept.
 
 | epoch | loss | {" | ".join(p["dev_sets"])} |
@@ -463,3 +504,13 @@ had the best mean dev score and was kept.
 - Command: `{p.get("command") or "(called from Python)"}`
 - Time taken: {p["seconds"]} s on {p["device"]}.
 """
+
+
+def _training_notes(p: dict[str, Any]) -> str:
+    """The card's sentences on the optional training settings that were used."""
+    notes = ""
+    if p.get("pooled_from"):
+        notes += f" The training triples' pooled cosines came from `{p['pooled_from']}`, not tuned on their pairs."
+    if p["settings"].get("ema_decay", 0.0) > 0:
+        notes += f" The kept weights are a moving average of the trained ones (decay {p['settings']['ema_decay']})."
+    return notes

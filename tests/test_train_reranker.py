@@ -120,27 +120,57 @@ def synthetic_ranking(tiny: lightembed.LightEmbed, count: int, seed: int) -> tup
     return triples, queries
 
 
-@pytest.mark.parametrize("sort_rows", [False, True])
-def test_training_finds_a_planted_pattern(tiny: lightembed.LightEmbed, sort_rows: bool) -> None:
-    """A few seconds each: six epochs over 300 triples, each followed by a dev pass in numpy."""
+def planted_training(tiny: lightembed.LightEmbed, settings: RerankSettings) -> dict:
+    """The arguments of `train_reranker` on the planted pattern: 300 training triples, 40 dev queries."""
     train, _ = synthetic_ranking(tiny, 300, 0)
     _, dev_queries = synthetic_ranking(tiny, 40, 1)
-    dev = [DevRanking("synthetic dev", "MAP", dev_queries, [1] * len(dev_queries))]
     texts = sorted(
         {t for tr in train for t in (tr.query, tr.positive, tr.negative)}
         | {t for q in dev_queries for t in (q.query, *q.candidates)}
     )
-    index = {t: i for i, t in enumerate(texts)}
-    settings = dataclasses.replace(SMALL, epochs=6, patience=6, sort_rows=sort_rows)
-    tokens = tokenize(capped_tokens(tiny.parts, settings.doc_length * settings.max_windows), texts)
-    teacher = np.tile([1.0, 0.0], (len(train), 1))
-    codebook = np.asarray(tiny.parts.embeddings, dtype=np.float32)
-    result = train_reranker(codebook, tokens, index, train, teacher, dev, settings, device="cpu", progress=False)
+    return {
+        "codebook": np.asarray(tiny.parts.embeddings, dtype=np.float32),
+        "tokens": tokenize(capped_tokens(tiny.parts, settings.doc_length * settings.max_windows), texts),
+        "index": {t: i for i, t in enumerate(texts)},
+        "triples": train,
+        "teacher_scores": np.tile([1.0, 0.0], (len(train), 1)),
+        "dev": [DevRanking("synthetic dev", "MAP", dev_queries, [1] * len(dev_queries))],
+        "settings": settings,
+    }
+
+
+@pytest.mark.parametrize("sort_rows,ema_decay", [(False, 0.0), (True, 0.0), (True, 0.9)])
+def test_training_finds_a_planted_pattern(tiny: lightembed.LightEmbed, sort_rows: bool, ema_decay: float) -> None:
+    """A few seconds each: six epochs over 300 triples, each followed by a dev pass in numpy."""
+    settings = dataclasses.replace(SMALL, epochs=6, patience=6, sort_rows=sort_rows, ema_decay=ema_decay)
+    result = train_reranker(**planted_training(tiny, settings), device="cpu", progress=False)
     start, best = result.history[0]["dev"], result.history[result.best_epoch]["dev"]
     assert best >= 95.0 > start
     assert result.best_epoch > 0
     assert result.scorer.max_windows == 2 and result.scorer.projection.shape == (8, 16)
     assert result.scorer.sort_rows == sort_rows
+
+
+def test_weight_average_trails_the_trained_weights(tiny: lightembed.LightEmbed) -> None:
+    """With a decay near 1 the averaged (exported) weights stay at the initial ones; without, they move."""
+    settings = dataclasses.replace(SMALL, epochs=1, patience=1)
+    torch.manual_seed(settings.seed)
+    initial = LiteModule(np.asarray(tiny.parts.embeddings, dtype=np.float32), settings).to_scorer().row[0][0]
+    for decay, moved in ((0.0, True), (1.0 - 1e-9, False)):
+        args = {**planted_training(tiny, dataclasses.replace(settings, ema_decay=decay)), "dev": []}
+        result = train_reranker(**args, device="cpu", progress=False)  # no dev: the last epoch is kept
+        change = float(np.abs(result.scorer.row[0][0] - initial).max())
+        assert (change > 1e-2) if moved else (change < 1e-6)
+
+
+def test_training_cosines_come_from_the_training_codebook(tiny: lightembed.LightEmbed) -> None:
+    """A zero codebook gives zero pooled cosines, so the pooled input's weight gets no gradient."""
+    settings = dataclasses.replace(SMALL, epochs=1, patience=1, pooled=True)
+    args = {**planted_training(tiny, settings), "dev": []}
+    flat = train_reranker(**args, device="cpu", progress=False, training_codebook=np.zeros_like(args["codebook"]))
+    assert flat.scorer.output[0][0, -1] == 1.0  # its starting value
+    own = train_reranker(**args, device="cpu", progress=False)
+    assert abs(own.scorer.output[0][0, -1] - 1.0) > 1e-3
 
 
 def test_answer_selection_triples(tmp_path: Path) -> None:
@@ -209,12 +239,14 @@ def test_cli_trains_and_writes_a_folder(
     args = ["-q", "reranker", "--base", str(tiny_dir), "--out", str(out), "--data", str(data)]
     args += ["--teacher", str(tiny_teacher), "--cache", str(tmp_path / "cache"), "--device", "cpu", "--epochs", "2"]
     args += ["--query-length", "4", "--doc-length", "6", "--max-windows", "2", "--projection-dim", "8", "--pooled"]
+    args += ["--pooled-from", str(tiny_dir)]
     assert train_main(args) == 0
     assert capsys.readouterr().out.strip() == str(out)
     model = lightembed.load(out)
     assert model.config.reranker and model.parts.reranker.pooled
     assert model.parts.reranker.query_length == 4
     provenance = model.config.provenance["reranker"]
+    assert provenance["pooled_from"] == str(tiny_dir)
     assert provenance["triples"]["WikiQA train"] == 18 and len(provenance["history"]) >= 2
     assert not lightembed.load(tiny_dir).config.reranker  # the base folder is left as it was
     hits = model.rerank("the cat", ["a cat sat", "piano song", ""])
