@@ -34,7 +34,7 @@ from lightembed_train.projection import (
 )
 from lightembed_train.projection.methods import order_columns, rayleigh
 from lightembed_train.projection.negatives import mine_negatives
-from lightembed_train.projection.search import Schedule, choose_dims, search
+from lightembed_train.projection.search import Schedule, choose_dims, search, zoom
 
 DIM = 24
 SIGNAL = 4
@@ -254,6 +254,26 @@ def test_search_records_failures_and_honours_max_trials() -> None:
     failed = [t for t in search([bad, fast_grid()[0]], m, scorer, [DIM]).trials if t.error]
     assert len(failed) == 1 and "frac_cross" in failed[0].error
     assert result.best[0] in fast_grid()[:5]
+
+
+def test_zoom_scores_the_best_recipes_between_the_neighbouring_widths() -> None:
+    data, _ = planted(60)
+    m = Moments(group_stats(data))
+    scorer = RetrievalScorer(data.vectors, data.groups)
+    dims = [2, 8, 16, DIM]
+    result = search(fast_grid(), m, scorer, dims)
+    zoomed = zoom(result, m, scorer, dims, top=3, steps=12)  # a lattice step of 24 // 12 = 2 columns
+    assert zoomed.trials is result.trials and len(zoomed.zoomed) == 3
+    ranked = sorted({t.best[1].map_at_k for t in result.trials if t.best}, reverse=True)
+    assert [t.best[1].map_at_k >= top for t, top in zip(zoomed.zoomed, ranked)] == [True] * 3
+    for trial in zoomed.zoomed:
+        searched = next(t for t in result.trials if t.recipe == trial.recipe).best[0]
+        at = dims.index(searched)
+        low, high = (dims[at - 1] if at else 2), (dims[at + 1] if at + 1 < len(dims) else searched)
+        assert sorted(trial.scores) == sorted({*range(low, high + 1, 2), searched, high})
+        fresh = scorer.score(solve(trial.recipe, m), [searched])[searched]
+        assert trial.scores[searched] == fresh
+    assert zoomed.best[2].map_at_k >= result.best[2].map_at_k
 
 
 def test_mined_negatives_are_nearest_rows_of_other_groups() -> None:
