@@ -265,7 +265,7 @@ def test_zoom_scores_the_best_recipes_between_the_neighbouring_widths() -> None:
     zoomed = zoom(result, m, scorer, dims, top=3, steps=12)  # a lattice step of 24 // 12 = 2 columns
     assert zoomed.trials is result.trials and len(zoomed.zoomed) == 3
     ranked = sorted({t.best[1].map_at_k for t in result.trials if t.best}, reverse=True)
-    assert [t.best[1].map_at_k >= top for t, top in zip(zoomed.zoomed, ranked)] == [True] * 3
+    assert all(t.best[1].map_at_k >= top for t, top in zip(zoomed.zoomed, ranked))
     for trial in zoomed.zoomed:
         searched = next(t for t in result.trials if t.recipe == trial.recipe).best[0]
         at = dims.index(searched)
@@ -350,6 +350,7 @@ def test_fit_finds_the_planted_structure_on_held_out_groups() -> None:
     report = fit(torch.from_numpy(data.vectors), groups=dict(enumerate(data.groups.tolist())), seed=1)
     assert report.scores["test"].map_at_k > report.baseline["test"].map_at_k + 0.2
     assert report.scores["val"].map_at_k >= max(t.best[1].map_at_k for t in report.search.trials if t.best)
+    assert len(report.search.zoomed) == 1  # one recipe in 100 searched, at least one
     top = np.linalg.qr(report.projection.matrix[:, : min(SIGNAL, report.dim)])[0]
     assert scipy.linalg.svdvals(signal.T @ top).min() > 0.9
     assert "| test |" in report.table()
@@ -361,6 +362,7 @@ def test_fit_with_negatives_a_fixed_width_and_no_refit() -> None:
     train, val, test = split_groups(data, (0.6, 0.2, 0.2))
     report = fit_projection(train, val, test, grid=full_grid(True)[-6:], negatives=2, dim=6, refit=False)
     assert report.dim == 6 and report.recipe.needs_negatives
+    assert not report.search.zoomed  # a fixed width leaves nothing to zoom
     assert report.projection.info["fitted_on"] == "train"
     with pytest.raises(ValueError, match="dim must be between"):
         fit_projection(train, val, dim=DIM + 1)

@@ -6,9 +6,9 @@
    validation rows at those widths. The order is explore/exploit: one recipe of each family
    first, then mostly recipes of the families that scored best so far, so that a run cut
    short by `max_trials` or `time_limit` has already tried the promising ones.
-3. `zoom`: the best recipes (1 in 100 searched) are scored again at every width on a fine lattice between
-   the searched widths on either side of their best one (scores move by a few hundredths
-   from one width to the next, so the coarse widths alone leave some of that on the table).
+3. `zoom`: the best recipes (1 in 100 searched) are scored again at every width of a fine
+   lattice between the searched widths on either side of their best one (scores move by a
+   few hundredths from one width to the next, which the coarse widths alone leave untried).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .stats import Moments
 
 logger = logging.getLogger(__name__)
 
-SCAN_RIDGES = (1.0, 10.0, 100.0)
+SCAN_RIDGES = (1.0, 10.0, 100.0)  # Rayleigh at smaller ridges rarely beats the input's own cosines
 SCAN_POINTS = 16
 PLATEAU_SHARE = 0.9  # widths whose gain is at least this share of the best gain form the plateau
 EXPLORE = 0.3
@@ -216,9 +216,9 @@ def zoom(
     zoomed: list[Trial] = []
     cache: dict = {}
     for trial in ranked:
-        width, scores = trial.best  # type: ignore[misc]
         if len(zoomed) == top:
             break
+        width, scores = trial.best  # type: ignore[misc]
         if scores.map_at_k in seen:
             continue
         seen.add(scores.map_at_k)
