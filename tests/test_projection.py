@@ -201,6 +201,7 @@ def test_grids_are_plain_data_of_the_promised_sizes() -> None:
     assert 30 <= len(fast_grid()) <= 45 and len(fast_grid(True)) <= 50 and len(set(fast_grid())) == len(fast_grid())
     assert 300 <= len(full_grid(negatives=True)) <= 1000
     assert not any(r.needs_negatives for r in full_grid()) and any(r.needs_negatives for r in full_grid(True))
+    assert set(fast_grid(True)) <= set(full_grid(True)) and set(fast_grid()) <= set(full_grid())
 
 
 # --------------------------------------------------------------------------- metrics and search

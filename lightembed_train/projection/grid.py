@@ -53,13 +53,14 @@ def fast_grid(negatives: bool = False) -> list[Recipe]:
 
 
 def full_grid(negatives: bool = False) -> list[Recipe]:
-    """Several hundred recipes: every family over a wide range of each setting."""
+    """Several hundred recipes: every family over a wide range of each setting (the fast grid included)."""
     ridges = [0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000]
     refine = [0.01, 0.1, 1, 10, 100]
     short = [1, 10, 100]
     fractions = [0.15, 0.3, 0.5, 0.6, 0.7, 0.8, 1.0]
     split_ridges = [1, 2, 5, 10, 20, 50, 100]  # split-rank winners sit at ridges of 1-30: a denser series
     recipes = [
+        *fast_grid(negatives),
         *chains(("rayleigh", {"ridge": ridges})),
         *chains(("ridge", {"ridge": ridges})),
         *chains(("rayleigh", {"ridge": ridges}), ("mse", {"ridge": refine})),
