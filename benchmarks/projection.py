@@ -160,6 +160,7 @@ def run_ours(train: GroupedVectors, val: GroupedVectors, grid: str) -> dict[str,
         "choice": f"{report.recipe} @ {report.dim}",
         "val_map": 100 * report.scores["val"].map_at_k,
         "dims_searched": list(report.scan.dims),
+        "zoomed": [f"{t.recipe} @ {t.best[0]}" for t in report.search.zoomed if t.best],
         "stage_seconds": {k: round(v, 2) for k, v in report.seconds.items()},
         "report": report,
     }
@@ -307,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                         "val_MAP@50": round(result["val_map"], 3),
                         "test": scores,
                         "test_gain_MAP@50": scores["MAP@50"] - base["MAP@50"],
-                        **{k: result[k] for k in ("dims_searched", "stage_seconds", "dim_fractions") if k in result},
+                        **{
+                            k: result[k]
+                            for k in ("dims_searched", "zoomed", "stage_seconds", "dim_fractions")
+                            if k in result
+                        },
                     }
                     entry["runs"].append(run)
                     if repeat == 0:
@@ -342,6 +347,7 @@ def results_table(payload: dict[str, Any]) -> str:
                     run["grid"],
                     run["tool"],
                     str(run["candidates"]),
+                    f"{run['val_MAP@50']:.3f}",
                     f"{base:.2f}",
                     f"{run['test']['MAP@50']:.2f}",
                     f"{run['test_gain_MAP@50']:+.2f}",
@@ -351,7 +357,7 @@ def results_table(payload: dict[str, Any]) -> str:
                     run["choice"],
                 ]
             )
-    headers = ["input", "grid", "tool", "recipes", "test MAP@50 before", "after", "gain", "R@1 after"]
+    headers = ["input", "grid", "tool", "recipes", "val MAP@50", "test MAP@50 before", "after", "gain", "R@1 after"]
     return common.markdown_table([*headers, "wall s", "CPU s", "chosen on val"], rows)
 
 

@@ -34,7 +34,7 @@ from lightembed_train.projection import (
 )
 from lightembed_train.projection.methods import order_columns, rayleigh
 from lightembed_train.projection.negatives import mine_negatives
-from lightembed_train.projection.search import Schedule, choose_dims, search
+from lightembed_train.projection.search import Schedule, choose_dims, search, zoom
 
 DIM = 24
 SIGNAL = 4
@@ -201,6 +201,7 @@ def test_grids_are_plain_data_of_the_promised_sizes() -> None:
     assert 30 <= len(fast_grid()) <= 45 and len(fast_grid(True)) <= 50 and len(set(fast_grid())) == len(fast_grid())
     assert 300 <= len(full_grid(negatives=True)) <= 1000
     assert not any(r.needs_negatives for r in full_grid()) and any(r.needs_negatives for r in full_grid(True))
+    assert set(fast_grid(True)) <= set(full_grid(True)) and set(fast_grid()) <= set(full_grid())
 
 
 # --------------------------------------------------------------------------- metrics and search
@@ -254,6 +255,26 @@ def test_search_records_failures_and_honours_max_trials() -> None:
     failed = [t for t in search([bad, fast_grid()[0]], m, scorer, [DIM]).trials if t.error]
     assert len(failed) == 1 and "frac_cross" in failed[0].error
     assert result.best[0] in fast_grid()[:5]
+
+
+def test_zoom_scores_the_best_recipes_between_the_neighbouring_widths() -> None:
+    data, _ = planted(60)
+    m = Moments(group_stats(data))
+    scorer = RetrievalScorer(data.vectors, data.groups)
+    dims = [2, 8, 16, DIM]
+    result = search(fast_grid(), m, scorer, dims)
+    zoomed = zoom(result, m, scorer, dims, top=3, steps=12)  # a lattice step of 24 // 12 = 2 columns
+    assert zoomed.trials is result.trials and len(zoomed.zoomed) == 3
+    ranked = sorted({t.best[1].map_at_k for t in result.trials if t.best}, reverse=True)
+    assert all(t.best[1].map_at_k >= top for t, top in zip(zoomed.zoomed, ranked))
+    for trial in zoomed.zoomed:
+        searched = next(t for t in result.trials if t.recipe == trial.recipe).best[0]
+        at = dims.index(searched)
+        low, high = (dims[at - 1] if at else 2), (dims[at + 1] if at + 1 < len(dims) else searched)
+        assert sorted(trial.scores) == sorted({*range(low, high + 1, 2), searched, high})
+        fresh = scorer.score(solve(trial.recipe, m), [searched])[searched]
+        assert trial.scores[searched] == fresh
+    assert zoomed.best[2].map_at_k >= result.best[2].map_at_k
 
 
 def test_mined_negatives_are_nearest_rows_of_other_groups() -> None:
@@ -330,6 +351,7 @@ def test_fit_finds_the_planted_structure_on_held_out_groups() -> None:
     report = fit(torch.from_numpy(data.vectors), groups=dict(enumerate(data.groups.tolist())), seed=1)
     assert report.scores["test"].map_at_k > report.baseline["test"].map_at_k + 0.2
     assert report.scores["val"].map_at_k >= max(t.best[1].map_at_k for t in report.search.trials if t.best)
+    assert len(report.search.zoomed) == 1  # one recipe in 100 searched, at least one
     top = np.linalg.qr(report.projection.matrix[:, : min(SIGNAL, report.dim)])[0]
     assert scipy.linalg.svdvals(signal.T @ top).min() > 0.9
     assert "| test |" in report.table()
@@ -341,6 +363,7 @@ def test_fit_with_negatives_a_fixed_width_and_no_refit() -> None:
     train, val, test = split_groups(data, (0.6, 0.2, 0.2))
     report = fit_projection(train, val, test, grid=full_grid(True)[-6:], negatives=2, dim=6, refit=False)
     assert report.dim == 6 and report.recipe.needs_negatives
+    assert not report.search.zoomed  # a fixed width leaves nothing to zoom
     assert report.projection.info["fitted_on"] == "train"
     with pytest.raises(ValueError, match="dim must be between"):
         fit_projection(train, val, dim=DIM + 1)

@@ -1,4 +1,4 @@
-"""Fit a projection end to end: statistics, width scan, grid search on validation, refit, test.
+"""Fit a projection end to end: statistics, width scan, grid search and width zoom on validation, refit, test.
 
     from lightembed_train.projection import fit
 
@@ -26,7 +26,7 @@ from .grid import named_grid
 from .methods import Recipe, solve
 from .metrics import RetrievalScorer, Scores
 from .negatives import mine_negatives
-from .search import DimScan, SearchResult, scan_dims, search
+from .search import DimScan, SearchResult, Trial, scan_dims, search, zoom
 from .stats import Moments, group_stats, pair_stats
 
 logger = logging.getLogger(__name__)
@@ -96,18 +96,20 @@ class FitReport:
                 "dims": list(self.scan.dims),
                 "curve": {str(m): s.to_json() for m, s in self.scan.curve.items()},
             },
-            "trials": [
-                {
-                    "recipe": str(t.recipe),
-                    "seconds": round(t.seconds, 4),
-                    "scores": {str(m): s.to_json() for m, s in t.scores.items()},
-                    **({"error": t.error} if t.error else {}),
-                }
-                for t in self.search.trials
-            ],
+            "trials": [_trial_json(t) for t in self.search.trials],
+            "zoomed": [_trial_json(t) for t in self.search.zoomed],
             "seconds": {key: round(value, 3) for key, value in self.seconds.items()},
             "info": self.projection.info,
         }
+
+
+def _trial_json(trial: Trial) -> dict[str, Any]:
+    return {
+        "recipe": str(trial.recipe),
+        "seconds": round(trial.seconds, 4),
+        "scores": {str(m): s.to_json() for m, s in trial.scores.items()},
+        **({"error": trial.error} if trial.error else {}),
+    }
 
 
 def fit_projection(
@@ -125,7 +127,8 @@ def fit_projection(
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> FitReport:
-    """Search `grid` on `val` with statistics of `train`, refit the best on train + val, score `test`.
+    """Search `grid` on `val` with statistics of `train` (then zoom in on the best recipes' widths),
+    refit the best on train + val, score `test`.
 
     `negatives` > 0 mines that many hard negatives per row (other groups' nearest rows) for
     the contrastive recipes. `dim` fixes the output width (default: scan widths and pick the
@@ -160,6 +163,8 @@ def fit_projection(
         time_limit=time_limit,
         progress=progress,
     )
+    if dim is None:
+        found = zoom(found, moments, val_scorer, scan.dims)
     recipe, width, val_scores = found.best
     seconds["search"] = time.perf_counter() - clock
     logger.info("best on validation: %s at %d dims, MAP@50 %.2f", recipe, width, 100 * val_scores.map_at_k)
