@@ -11,9 +11,11 @@ teacher's and the student's two-way softmax at `temperature`, plus `label_weight
 pairwise logistic loss `softplus(-(s+ - s-) / temperature)` on the labels themselves.
 With `pooled`, the output layer starts as the pooled cosine (weight 1, the other weights scaled
 by 0.1), so training starts near the first stage's ranking and learns a token-level correction.
-After every epoch the scorer is exported and run by the numpy runtime on the dev rankings; the
-epoch with the best mean dev score is kept, and training stops after `patience` epochs without a
-better one.
+The training triples may take their pooled cosines from another codebook (`training_codebook`), one
+not tuned on their pairs, so that the scorer does not learn to trust an inflated first stage.
+After every epoch the scorer (with `ema_decay` > 0: the moving average of its weights) is exported
+and run by the numpy runtime on the dev rankings; the epoch with the best mean dev score is kept,
+and training stops after `patience` epochs without a better one.
 """
 
 from __future__ import annotations

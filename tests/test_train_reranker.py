@@ -13,20 +13,23 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tiny import WORDS
+from tiny import WORDS, tiny_codebook, tiny_tokenizer
 
 import lightembed
+from lightembed.config import ModelConfig
+from lightembed.folder import write_model
 from lightembed.model import capped_tokens
 from lightembed.reranker import pooled_cosines
 from lightembed_train.cli import RERANK_DEFAULTS
 from lightembed_train.cli import main as train_main
 from lightembed_train.datasets import RankingQuery
-from lightembed_train.rerank_data import DevRanking, Triple, answer_selection_triples, rerank_data
+from lightembed_train.rerank_data import DevRanking, RerankData, Triple, answer_selection_triples, rerank_data
 from lightembed_train.reranker import (
     LiteModule,
     RerankSettings,
     batch_tensors,
     text_ids,
+    train_model_reranker,
     train_reranker,
     triple_loss,
 )
@@ -171,6 +174,18 @@ def test_training_cosines_come_from_the_training_codebook(tiny: lightembed.Light
     assert flat.scorer.output[0][0, -1] == 1.0  # its starting value
     own = train_reranker(**args, device="cpu", progress=False)
     assert abs(own.scorer.output[0][0, -1] - 1.0) > 1e-3
+
+
+def test_pooled_from_must_match_the_vocabulary(tmp_path: Path, tiny_dir: Path) -> None:
+    table = np.concatenate([tiny_codebook(), np.ones((3, 16), np.float32)])  # three more rows than the base
+    config = ModelConfig(dim=16, vocab_size=len(table), ignore_token_ids=(0, 1), matryoshka_dims=(4, 8))
+    other = write_model(tmp_path / "other", config, table, tiny_tokenizer())
+    settings = dataclasses.replace(SMALL, pooled=True)
+    data = RerankData([Triple("a", "b", "c", "x")], [])
+    with pytest.raises(ValueError, match="pooled cosine input"):
+        train_model_reranker(tiny_dir, tmp_path / "out", data, settings=SMALL, pooled_from=other)
+    with pytest.raises(ValueError, match="same vocabulary"):
+        train_model_reranker(tiny_dir, tmp_path / "out", data, settings=settings, pooled_from=other)
 
 
 def test_answer_selection_triples(tmp_path: Path) -> None:
