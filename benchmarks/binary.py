@@ -286,6 +286,29 @@ def _search_items(args: argparse.Namespace, float_model: Any, code_model: Any) -
     return arrays[0], arrays[1], described["texts"], seconds
 
 
+def _search_row(
+    kind: str,
+    stored: np.ndarray,
+    verb: list[float],
+    kernel: list[float],
+    batch_per_query: float,
+    peak_mb: float,
+    overlap: float = 1.0,
+    in_top100: float = 1.0,
+) -> dict[str, Any]:
+    """One row of the search results: memory, median times (ms) and agreement with the float top-10."""
+    return {
+        "kind": kind,
+        "stored_mb": stored.nbytes / 2**20,
+        "verb_ms": 1000 * statistics.median(verb),
+        "kernel_ms": 1000 * statistics.median(kernel),
+        "batch_ms_per_query": 1000 * batch_per_query,
+        "batch_peak_temporary_mb": peak_mb,
+        "top10_overlap_with_float": float(overlap),
+        "float_top10_in_top100": float(in_top100),
+    }
+
+
 def search(args: argparse.Namespace) -> dict[str, Any]:
     """Time float and Hamming top-10 over `args.items` real texts."""
     import lightembed
@@ -308,16 +331,14 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
     _, float_peak = _peak_temporary(lambda: float_topk_many(vectors[query_rows], vectors, k))
     float_batch = time.perf_counter() - start
     rows.append(
-        {
-            "kind": f"float32 x {vectors.shape[1]}",
-            "stored_mb": vectors.nbytes / 2**20,
-            "verb_ms": 1000 * statistics.median(float_verb),
-            "kernel_ms": 1000 * statistics.median(float_kernel),
-            "batch_ms_per_query": 1000 * float_batch / len(query_rows),
-            "batch_peak_temporary_mb": float_peak,
-            "top10_overlap_with_float": 1.0,
-            "float_top10_in_top100": 1.0,
-        }
+        _search_row(
+            f"float32 x {vectors.shape[1]}",
+            vectors,
+            float_verb,
+            float_kernel,
+            float_batch / len(query_rows),
+            float_peak,
+        )
     )
     for bits in args.bits:
         part = np.ascontiguousarray(codes[:, : bits // 8])
@@ -329,18 +350,7 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
         batch = time.perf_counter() - start
         overlap = np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found, float_truth)])
         in_top100 = np.mean([len(set(f) & set(t)) / k for f, t in zip(found, float_truth)])
-        rows.append(
-            {
-                "kind": f"{bits} bits",
-                "stored_mb": part.nbytes / 2**20,
-                "verb_ms": 1000 * statistics.median(verb),
-                "kernel_ms": 1000 * statistics.median(kernel),
-                "batch_ms_per_query": 1000 * batch / len(query_rows),
-                "batch_peak_temporary_mb": peak,
-                "top10_overlap_with_float": float(overlap),
-                "float_top10_in_top100": float(in_top100),
-            }
-        )
+        rows.append(_search_row(f"{bits} bits", part, verb, kernel, batch / len(query_rows), peak, overlap, in_top100))
     for row in rows:
         row["memory_ratio"] = rows[0]["stored_mb"] / row["stored_mb"]
         row["kernel_speedup"] = rows[0]["kernel_ms"] / row["kernel_ms"]

@@ -123,11 +123,7 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 256)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 3e-3)")
     p.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed (default 0)")
-    p.add_argument(
-        "--pairs",
-        action="store_true",
-        help="add the contrastive term on positive pairs from the train-allowed files of the data folder",
-    )
+    _add_dev_and_pairs_arguments(p)
     p.add_argument(
         "--pair-sources",
         default=None,
@@ -135,9 +131,6 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated pair sources for --pairs (default: all but the TREC and Banking77 label pairs; "
         "see lightembed_train.pairs.SOURCES)",
     )
-    p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
-    p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
-    p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
     p.add_argument("--dtype", choices=CODEBOOK_DTYPES, default="float16", help="codebook dtype (int8: a scale per row)")
     p.add_argument("--device", default=None, help="torch device for the teacher (default: cuda when available)")
     p.set_defaults(handler=_run_tune)
@@ -338,10 +331,7 @@ def add_binary(subparsers: argparse._SubParsersAction) -> None:
         "--neighbour-share", type=float, default=None, help="share of each batch made of neighbour groups (default 0.5)"
     )
     p.add_argument("--seed", type=int, default=0, help="sampling, start and shuffling seed (default 0)")
-    p.add_argument("--pairs", action="store_true", help="add an InfoNCE term on positive pairs from the data folder")
-    p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
-    p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
-    p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
+    _add_dev_and_pairs_arguments(p)
     p.add_argument("--dtype", choices=CODEBOOK_DTYPES, default="int8", help="binary codebook dtype (default int8)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(handler=_run_binary)
@@ -559,6 +549,18 @@ def _add_corpus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--max-texts", type=int, default=None, help="a seeded random sample of this many corpus texts")
     p.add_argument("--cache", default=None, help="folder for the teacher's embeddings of the corpus")
+
+
+def _add_dev_and_pairs_arguments(p: argparse.ArgumentParser) -> None:
+    """The dev-pair and contrastive-pair options that `tune` and `binary` share (read by `_dev_and_pairs`)."""
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="add an in-batch InfoNCE term on positive pairs from the train-allowed files of the data folder",
+    )
+    p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
+    p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
+    p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
 
 
 def _dev_and_pairs(
