@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 DEFAULT_MODEL_DIR = REPO_ROOT / "weights" / "default"
@@ -323,6 +325,20 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     for row in rows:
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
+
+
+def bootstrap_interval(
+    values: np.ndarray, groups: np.ndarray | None = None, reps: int = 2000, seed: int = 0
+) -> list[float]:
+    """95% interval of the mean of per-query `values` over test sets resampled with replacement: by
+    whole group when `groups` (a label per value) is given, else query by query."""
+    if groups is None:
+        groups = np.arange(len(values))
+    _, inverse = np.unique(groups, return_inverse=True)
+    sums, counts = np.bincount(inverse, weights=values), np.bincount(inverse)
+    picks = np.random.default_rng(seed).integers(0, len(sums), size=(reps, len(sums)))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    return [float(v) for v in np.percentile(means, [2.5, 97.5])]
 
 
 def seeded(seed: int) -> random.Random:

@@ -69,7 +69,6 @@ logger = logging.getLogger("projection")
 SPLIT = (0.75, 0.25)
 SEED = 0
 NEGATIVES = 3  # hard negatives per item for the full grids (litfit's compute_all_stats default)
-BOOTSTRAP = 2000  # resamples of the test groups for the intervals of the gains
 WORK_DIR = common.REPO_ROOT / "benchmarks" / "out" / "projection"
 
 
@@ -172,15 +171,6 @@ RUNNERS: dict[str, Callable[[GroupedVectors, GroupedVectors, str], dict[str, Any
 }
 
 
-def group_bootstrap(values: np.ndarray, groups: np.ndarray, reps: int = BOOTSTRAP, seed: int = SEED) -> list[float]:
-    """95% interval of the mean of per-query `values` over test sets resampled by whole group."""
-    _, inverse = np.unique(groups, return_inverse=True)
-    sums, counts = np.bincount(inverse, weights=values), np.bincount(inverse)
-    picks = np.random.default_rng(seed).integers(0, len(sums), size=(reps, len(sums)))
-    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-    return [float(v) for v in np.percentile(means, [2.5, 97.5])]
-
-
 def compare(test: GroupedVectors, ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
     """Test MAP@50 gains of both projections over the input and of ours over litfit's, with 95% intervals."""
     scorer = RetrievalScorer(test.vectors, test.groups, device="cpu")
@@ -194,7 +184,7 @@ def compare(test: GroupedVectors, ours: np.ndarray, theirs: np.ndarray) -> dict[
     ):
         out[label] = {
             "MAP@50": 100 * float(delta.mean()),
-            "95% interval": [100 * v for v in group_bootstrap(delta, groups)],
+            "95% interval": [100 * v for v in common.bootstrap_interval(delta, groups, seed=SEED)],
         }
     return out
 

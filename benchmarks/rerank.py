@@ -12,6 +12,10 @@ Scorers, each reordering the same candidates:
     learned          `model.rerank(..., method="learned")` for each folder of `--models`
     teacher          all-MiniLM-L6-v2 cosine (its embeddings cached in `--cache`)
 
+Margins: each learned scorer's gain over pooled cosine and over MaxSim on each task, with the 95%
+interval of a paired bootstrap that resamples the task's queries (the same draws for every pair of
+scorers).
+
 Speed: every `rerank` call (one per query, tokenisation included) is timed; pairs/s is the number
 of (query, candidate) pairs over those seconds, per task and over all three. For each learned
 scorer the numpy scoring alone is timed too ("scoring only": the same pairs, tokenised beforehand).
@@ -74,8 +78,8 @@ class RerankTask:
         """(query, candidate) pairs to score."""
         return sum(len(q.candidates) for q in self.queries)
 
-    def score(self, scores: list[np.ndarray]) -> float:
-        """The metric x100 of reordering every query's candidates by `scores`."""
+    def per_query(self, scores: list[np.ndarray]) -> np.ndarray:
+        """The metric x100 of each query when its candidates are reordered by `scores`."""
         values = []
         for query, s in zip(self.queries, scores):
             relevance = query.labels[rank_by_score(s)]
@@ -83,7 +87,7 @@ class RerankTask:
                 values.append(ranked_average_precision(relevance))
             else:
                 values.append(ndcg_at_k(relevance, query.n_relevant))
-        return 100.0 * float(np.mean(values))
+        return 100.0 * np.asarray(values)
 
 
 def answer_selection(data: Path, folder: str, name: str) -> RerankTask:
@@ -178,6 +182,21 @@ def teacher_scores(tasks: list[RerankTask], cache: str | None) -> dict[str, list
     }
 
 
+def learned_margins(tasks: list[RerankTask], per_query: dict[tuple[str, str], np.ndarray], learned: list[str]) -> str:
+    """A markdown table of each learned scorer's margin over pooled cosine and MaxSim per task, with the
+    95% interval of a paired bootstrap over the task's queries."""
+    rows = []
+    for name in learned:
+        for baseline in ("pooled cosine", "MaxSim"):
+            cells = [name, baseline]
+            for task in tasks:
+                delta = per_query[name, task.name] - per_query[baseline, task.name]
+                low, high = common.bootstrap_interval(delta)
+                cells.append(f"{delta.mean():+.2f} [{low:+.2f}, {high:+.2f}]")
+            rows.append(cells)
+    return common.markdown_table(["learned scorer", "over", *(t.name for t in tasks)], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -214,14 +233,15 @@ def main(argv: list[str] | None = None) -> int:
             model.rerank(task.queries[0].text, task.queries[0].candidates[:2])
     busy = common.wait_for_quiet(args.max_busy, args.quiet_timeout)
 
-    results = {}
+    results, per_query = {}, {}
     for name, score in scorers.items():
         row = {}
         for task in tasks:
             scores, seconds = timed_scores(task, score)
             row[task.name] = {"seconds": seconds, "pairs_per_s": task.pairs / seconds}
             if not args.speed_only:
-                row[task.name]["score"] = task.score(scores)
+                per_query[name, task.name] = task.per_query(scores)
+                row[task.name]["score"] = float(per_query[name, task.name].mean())
         pairs = sum(task.pairs for task in tasks)
         row["pairs_per_s"] = pairs / sum(row[task.name]["seconds"] for task in tasks)
         if name in learned:
@@ -231,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {row['pairs_per_s']:,.0f} pairs/s", file=sys.stderr)
     if not args.no_teacher and not args.speed_only:
         teacher = teacher_scores(tasks, args.cache)
-        results["teacher all-MiniLM-L6-v2"] = {task.name: {"score": task.score(teacher[task.name])} for task in tasks}
+        results["teacher all-MiniLM-L6-v2"] = {
+            task.name: {"score": float(task.per_query(teacher[task.name]).mean())} for task in tasks
+        }
 
     quality = [] if args.speed_only else [f"{t.name} {t.metric}" for t in tasks]
     headers = ["scorer", *quality, *(f"{t.name} pairs/s" for t in tasks), "all pairs/s", "scoring only pairs/s"]
@@ -244,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(cells)
     table = common.markdown_table(headers, rows)
     print(table)
+    if not args.speed_only:
+        margins = learned_margins(tasks, per_query, list(learned))
+        print(margins)
     payload = {
         "command": shlex.join(["python", "benchmarks/rerank.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": common.machine_info(),
@@ -253,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": {t.name: {"metric": t.metric, "queries": len(t.queries), "pairs": t.pairs} for t in tasks},
         "results": results,
         "table": table,
+        **({} if args.speed_only else {"margins": margins}),
     }
     print(f"wrote {common.write_json(out, payload)}", file=sys.stderr)
     return 0
