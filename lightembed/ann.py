@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .partition import Pairs
-from .scoring import blocks, is_codes, paired_similarity
+from .scoring import at_least, blocks, is_codes, paired_similarity
 
 SEARCH_BLOCK = 65536
 SLACK = 1e-3  # index scores are computed in another order of sums: re-check those this close below the threshold
@@ -42,6 +42,6 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32, bi
         r, c = np.nonzero(valid)
         a, b = rows[r, 0], keys[r, c]
         score = paired_similarity(vectors[a], vectors[b], bits)
-        keep = score >= threshold
+        keep = at_least(score, threshold)
         parts.append(Pairs(np.maximum(a, b)[keep], np.minimum(a, b)[keep], score[keep]))
     return Pairs.concat(parts)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import positive_int
+
 # Code rows of `b` per tile, and bytes of the uint64 XOR temporary per tile (query rows x tile rows x 8).
 _TILE_ROWS = 4096
 _TILE_BYTES = 1 << 18
@@ -99,9 +101,7 @@ def hamming_topk(queries: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.nda
     that a block's distances fit in `_TOPK_BLOCK_BYTES`.
     """
     _check_codes(queries, codes)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    k = min(int(k), len(codes))
+    k = min(positive_int("k", k), len(codes))
     indices = np.zeros((len(queries), k), dtype=np.int64)
     distances = np.zeros((len(queries), k), dtype=np.int32)
     if k == 0:

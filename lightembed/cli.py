@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PROBES,
         help=f"partitioned: nearest clusters each item is compared with (default: {DEFAULT_PROBES})",
     )
-    group.add_argument("--seed", type=int, default=0, help="partitioned: k-means seed (default: 0)")
+    group.add_argument("--seed", type=_seed, default=0, help="partitioned: k-means seed (default: 0)")
     _add_job_options(p)
 
     p = command("cluster", "Group items with spherical k-means++.", run_cluster, reads=True)
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     _add_output_format(p)
     p.add_argument("-k", type=_positive_int, required=True, help="number of clusters")
-    p.add_argument("--seed", type=int, help="random seed, for repeatable clusters")
+    p.add_argument("--seed", type=_seed, help="random seed, for repeatable clusters")
     p.add_argument("--n-init", type=_positive_int, default=3, help="k-means++ restarts (default: 3)")
 
     p = command("split", "Cut the whole input (one text) into chunks at topic shifts.", run_split, reads=False)
@@ -255,6 +255,16 @@ def _positive_int(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return number
+
+
+def _seed(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value!r}")
     return number
 
 

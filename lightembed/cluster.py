@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import positive_int, random_seed
 from .scoring import blocks
 
 ASSIGN_BLOCK = 8192
@@ -13,7 +14,12 @@ ASSIGN_BLOCK = 8192
 
 @dataclass
 class ClusterResult:
-    """Labels per item, unit centroids [k, d], and inertia = sum of (1 - cosine to own centroid)."""
+    """Labels per item, unit centroids [k, d], and inertia = sum of (1 - cosine to own centroid).
+
+    Zero rows (empty texts) have cosine 0 to every centroid and go to cluster 0. With fewer
+    distinct non-zero items than k some clusters stay empty; centroids are zero only when every
+    item is.
+    """
 
     labels: np.ndarray
     centroids: np.ndarray
@@ -41,30 +47,32 @@ def spherical_kmeans(
 ) -> ClusterResult:
     """Cluster unit rows by cosine; the best of `n_init` k-means++ runs (lowest inertia)."""
     n = len(unit)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = positive_int("k", k)
     if k > n:
         raise ValueError(f"k={k} is larger than the number of items ({n})")
-    if n_init < 1 or max_iter < 1:
-        raise ValueError("n_init and max_iter must be at least 1")
-    rng = np.random.default_rng(seed)
+    n_init, max_iter = positive_int("n_init", n_init), positive_int("max_iter", max_iter)
+    rng = np.random.default_rng(random_seed(seed))
+    live = np.einsum("ij,ij->i", unit, unit) > 0  # zero rows (empty texts) never seed or re-seed a cluster
     best: ClusterResult | None = None
     for _ in range(n_init):
-        result = _lloyd(unit, _kmeans_plus_plus(unit, k, rng), max_iter, tol)
+        result = _lloyd(unit, _kmeans_plus_plus(unit, k, rng, live), live, max_iter, tol)
         if best is None or result.inertia < best.inertia:
             best = result
     return best
 
 
-def _kmeans_plus_plus(unit: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding with distance 1 - cosine."""
+def _kmeans_plus_plus(unit: np.ndarray, k: int, rng: np.random.Generator, live: np.ndarray) -> np.ndarray:
+    """k-means++ seeding with distance 1 - cosine, among the `live` (non-zero) rows."""
     n = len(unit)
-    centers = np.empty((k, unit.shape[1]), dtype=np.float32)
-    centers[0] = unit[rng.integers(n)]
-    distance = np.maximum(1.0 - unit @ centers[0], 0.0)
+    candidates = np.flatnonzero(live)
+    centers = np.zeros((k, unit.shape[1]), dtype=np.float32)
+    if not len(candidates):
+        return centers
+    centers[0] = unit[candidates[rng.integers(len(candidates))]]
+    distance = np.where(live, np.maximum(1.0 - unit @ centers[0], 0.0), 0.0)
     for c in range(1, k):
         total = float(distance.sum())
-        index = rng.choice(n, p=distance / total) if total > 0 else rng.integers(n)
+        index = rng.choice(n, p=distance / total) if total > 0 else candidates[rng.integers(len(candidates))]
         centers[c] = unit[index]
         np.minimum(distance, np.maximum(1.0 - unit @ centers[c], 0.0), out=distance)
     return centers
@@ -86,16 +94,16 @@ def _assign(unit: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return labels, similarity, sums
 
 
-def _lloyd(unit: np.ndarray, centers: np.ndarray, max_iter: int, tol: float) -> ClusterResult:
+def _lloyd(unit: np.ndarray, centers: np.ndarray, live: np.ndarray, max_iter: int, tol: float) -> ClusterResult:
     k = len(centers)
     inertia = np.inf
     for iteration in range(1, max_iter + 1):
         labels, similarity, sums = _assign(unit, centers)
         empty = np.flatnonzero(np.bincount(labels, minlength=k) == 0)
-        # Re-seed empty clusters with the items farthest from their centroid (items sitting
+        # Re-seed empty clusters with the non-zero items farthest from their centroid (items sitting
         # on a centre already cannot start a new cluster: there are fewer distinct items than k).
-        far = np.argsort(similarity)[: len(empty)]
-        far = far[similarity[far] < 1.0 - 1e-6]
+        far = np.argsort(np.where(live, similarity, np.inf))[: len(empty)]
+        far = far[live[far] & (similarity[far] < 1.0 - 1e-6)]
         sums[empty[: len(far)]] = unit[far]
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         # A cluster whose members sum to zero keeps its centre.

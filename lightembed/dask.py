@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_threshold
 from .dedup import (
     DedupResult,
-    check_threshold,
     first_copies_of_hashes,
     greedy_from_pairs,
     result_from_matches,

@@ -24,8 +24,9 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from .checks import check_threshold, positive_int, random_seed
 from .partition import DEFAULT_PROBES, Pairs, partitioned_pairs
-from .scoring import blocks, similarity_matrix
+from .scoring import at_least, blocks, similarity_matrix
 
 DEFAULT_BLOCK_SIZE = 2048
 MODES = ("auto", "exact", "partitioned", "ann")
@@ -127,24 +128,15 @@ class SearchOptions:
             raise ValueError(f"unknown dedup mode {self.mode!r} (expected one of {', '.join(MODES)})")
         for name in ("clusters", "probes", "neighbours"):
             value = getattr(self, name)
-            if value is None and name == "clusters":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if value is not None or name != "clusters":
+                positive_int(name, value)
+        random_seed(self.seed)
 
     def resolved(self, n: int) -> str:
         """The mode to run for `n` distinct items (`auto`: exact up to EXACT_LIMIT)."""
         if self.mode == "auto":
             return "exact" if n <= EXACT_LIMIT else "partitioned"
         return self.mode
-
-
-def check_threshold(threshold: float) -> float:
-    """A similarity threshold must be a finite number in [-1, 1]."""
-    value = float(threshold)
-    if not -1.0 <= value <= 1.0:
-        raise ValueError(f"threshold must be between -1 and 1, got {threshold!r}")
-    return value
 
 
 def first_copies(items: Sequence[str]) -> np.ndarray:
@@ -292,7 +284,7 @@ def greedy_matches(
             better = top > best
             best[better] = top[better]
             best_row[better] = kept_rows[k_start + arg[better]]
-        removed = best >= threshold
+        removed = at_least(best, threshold)
         match[start:stop][removed] = best_row[removed]
         score[start:stop][removed] = best[removed]
         kept_here = _resolve_within_block(block, ~removed, threshold, bits, match, score, start)
@@ -324,10 +316,10 @@ def _resolve_within_block(
     sims[:, ~alive] = -np.inf
     kept = alive.copy()
     # Only rows with an earlier alive row above the threshold can change: walk just those.
-    for i in np.flatnonzero((sims >= threshold).any(axis=1)):
+    for i in np.flatnonzero(at_least(sims, threshold).any(axis=1)):
         row = np.where(kept[:i], sims[i, :i], -np.inf)
         j = int(row.argmax())
-        if row[j] < threshold:
+        if not at_least(row[j], threshold):
             continue
         if alive[i]:
             kept[i] = False

@@ -331,7 +331,11 @@ def write_kept(spec: textio.InputSpec, result: DedupResult, output: str | None, 
     Report rows name the kept item each removed one duplicates, with both texts. Parquet input
     gives Parquet output (the kept rows with every column).
     """
-    parquet = textio.input_format(spec) == "parquet"
+    fmt = textio.input_format(spec)
+    named = None if output in (None, textio.STD_STREAM) else textio.SUFFIX_FORMATS.get(Path(output).suffix.lower())
+    if named not in (None, fmt):
+        raise textio.FileError(f"{output}: names {named} output, but dedup writes the kept records as read ({fmt})")
+    parquet = fmt == "parquet"
     if parquet:
         if output in (None, textio.STD_STREAM):
             raise textio.FileError("deduplicating Parquet writes Parquet: give an output file with -o")

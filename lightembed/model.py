@@ -15,8 +15,10 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
 from .binary import hamming_topk, pack_signs, unpack_signs
+from .checks import check_threshold, positive_int
 from .cluster import ClusterResult, spherical_kmeans
-from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, check_threshold, deduplicate_vectors, first_copies
+from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, deduplicate_vectors, first_copies
+from .errors import ModelFormatError
 from .folder import RERANKER_FILE, ModelParts, read_model
 from .parallel import ordered_map, share_size
 from .partition import DEFAULT_PROBES
@@ -24,7 +26,7 @@ from .pooling import mean_pool
 from .rerank import maxsim_scores
 from .reranker import pooled_cosines
 from .resolve import resolve_model
-from .scoring import comparable_rows, is_codes, paired_similarity, similarity_matrix, top_indices, unit_rows
+from .scoring import at_least, comparable_rows, is_codes, paired_similarity, similarity_matrix, top_indices, unit_rows
 from .split import semantic_split
 from .tokenize import TokenBatcher
 
@@ -66,12 +68,10 @@ class LightEmbed:
         dim = width if dim is None else dim
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= width:
             raise ValueError(f"dim must be an integer between 1 and the model width {width}, got {dim!r}")
-        if batch_size < 1 or block_size < 1:
-            raise ValueError("batch_size and block_size must be at least 1")
         self.dim = int(dim)
         self.binary = binary
-        self.batch_size = batch_size
-        self.block_size = block_size
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.block_size = positive_int("block_size", block_size)
         self.tokens = TokenBatcher(
             parts.tokenizer,
             self.config.max_length,
@@ -113,15 +113,17 @@ class LightEmbed:
         """Embed one text (1-D result) or many (2-D, one row per text, input order).
 
         Float models give float32 vectors (unit length when the model normalises; an empty
-        text gives zeros); binary models give packed sign bits, uint8 [n, ceil(dim / 8)].
+        text gives zeros); binary models give packed sign bits, uint8 [n, ceil(dim / 8)] (an
+        empty text gives the all-zero code).
         Any iterable is streamed in blocks of `batch_size`.
         """
         if isinstance(texts, str):
             return self.embed([texts], batch_size=batch_size)[0]
         texts = _text_iterable(texts)
+        batch_size = positive_int("batch_size", self.batch_size if batch_size is None else batch_size)
         total = len(texts) if isinstance(texts, Sequence) else None
         if total is not None:  # a short input still goes to every core
-            batch_size = share_size(total, self.batch_size if batch_size is None else batch_size)
+            batch_size = share_size(total, batch_size)
         bar = tqdm(total=total, unit="text", disable=not progress, file=sys.stderr, desc="embedding")
         parts = []
         with bar:
@@ -133,10 +135,12 @@ class LightEmbed:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def iter_embed(self, texts: Iterable[str], *, batch_size: int | None = None) -> Iterator[np.ndarray]:
-        """Embed a stream block by block, in order; blocks are tokenised and pooled on one thread per core."""
-        batch_size = self.batch_size if batch_size is None else batch_size
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        """Embed a stream block by block, in order; blocks are tokenised and pooled on one thread per core.
+
+        A bare string is one text (one block of one row).
+        """
+        batch_size = positive_int("batch_size", self.batch_size if batch_size is None else batch_size)
+        texts = [texts] if isinstance(texts, str) else _text_iterable(texts)
         blocks = (block for _, block in _checked_blocks(texts, batch_size))
         yield from ordered_map(self._embed_block, blocks)
 
@@ -186,9 +190,9 @@ class LightEmbed:
     def vectors(self, items: Items) -> np.ndarray:
         """Rows ready to compare: unit float rows or packed codes, from texts or from arrays."""
         if isinstance(items, np.ndarray) and items.dtype.kind not in "UO":
+            if items.ndim not in (1, 2):
+                raise ValueError(f"expected one vector [d] or vectors [n, d], got shape {items.shape}")
             array = items if items.ndim == 2 else items.reshape(1, -1)
-            if array.ndim != 2:
-                raise ValueError(f"expected vectors of shape [n, d], got shape {items.shape}")
             return array if is_codes(array) else comparable_rows(array)
         embedded = self.embed([items] if isinstance(items, str) else items)
         return embedded if self.binary else comparable_rows(embedded)
@@ -245,7 +249,7 @@ class LightEmbed:
 
     def topk(self, query: Items, docs: Items, k: int = 10) -> list[Hit]:
         """The k best documents, best first; k larger than the number of documents is clipped."""
-        _check_k(k)
+        positive_int("k", k)
         q, d, texts = self._query_and_docs(query, docs)
         if is_codes(d):  # select on integer Hamming distances, then score only the hits
             indices, distances = hamming_topk(q, d, k)
@@ -258,7 +262,7 @@ class LightEmbed:
         """Documents whose similarity to the query is at least `threshold`, in input order."""
         threshold = check_threshold(threshold)
         scores, texts = self._scores(query, docs)
-        return _hits(np.flatnonzero(scores >= threshold), scores, texts)
+        return _hits(np.flatnonzero(at_least(scores, threshold)), scores, texts)
 
     def key(self, query: str, candidates: Iterable[str] | None = None) -> Callable[[str], float]:
         """A key function for `sorted`/`max`: similarity to `query`, cached per text.
@@ -327,7 +331,7 @@ class LightEmbed:
 
         `method`: "learned" (the folder's trained scorer, `reranker.safetensors`), "maxsim" (mean
         over query tokens of the best cosine with a document token), or "auto" (learned when the
-        folder has a scorer, else MaxSim).
+        folder has a scorer, else MaxSim). An empty query or document (no tokens) scores 0 either way.
         """
         if method not in RERANK_METHODS:
             raise ValueError(f"method must be one of {RERANK_METHODS}, got {method!r}")
@@ -338,7 +342,7 @@ class LightEmbed:
         if texts is None or not isinstance(query, str):
             raise TypeError("rerank needs a query string and a list of document strings")
         if k is not None:
-            _check_k(k)
+            positive_int("k", k)
         learned = scorer is not None and method != "maxsim"
         tokens = self._reranker_tokens() if learned else self.tokens
         query_ids, _ = tokens.encode([query])
@@ -350,11 +354,20 @@ class LightEmbed:
             flat, doc_lengths = tokens.encode(block)
             if not learned:
                 return maxsim_scores(query_rows, self._token_rows(flat), doc_lengths)
+            if not len(query_ids):
+                return np.zeros(len(block), dtype=np.float32)
             cosines = pooled_cosines(self.parts.embeddings, query_ids, flat, doc_lengths) if scorer.pooled else None
-            return scorer.scores(table, query_ids, flat, doc_lengths, cosines)
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below, naming the file
+                scores = scorer.scores(table, query_ids, flat, doc_lengths, cosines)
+            scores[doc_lengths == 0] = 0.0
+            return scores
 
         blocks = (block for _, block in _checked_blocks(texts, share_size(len(texts), self.batch_size)))
         scores = np.concatenate([np.zeros(0, dtype=np.float32), *ordered_map(share_scores, blocks)])
+        if not np.isfinite(scores).all():
+            raise ModelFormatError(
+                f"{self.path / RERANKER_FILE}: the scorer gives non-finite scores (weights too large)"
+            )
         return _hits(top_indices(scores, k or len(scores)), scores, texts)
 
     def _reranker_tokens(self) -> TokenBatcher:
@@ -388,8 +401,9 @@ class SimilarityKey:
             self.prime(candidates)
 
     def prime(self, texts: Iterable[str]) -> None:
-        """Score the texts not yet cached in one batch."""
-        missing = list(dict.fromkeys(t for t in _text_iterable(texts) if t not in self.cache))
+        """Score the texts not yet cached in one batch (a bare string is one text)."""
+        texts = [texts] if isinstance(texts, str) else _text_iterable(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
         if missing:
             scores, _ = self.model._scores(self.query, missing)
             self.cache.update(zip(missing, scores.tolist()))
@@ -436,6 +450,8 @@ def _text_iterable(texts: object) -> Iterable[str]:
     if isinstance(texts, np.ndarray):
         if texts.dtype.kind not in "UO":
             raise TypeError(f"expected texts, got a numeric array of dtype {texts.dtype}")
+        if texts.ndim != 1:
+            raise TypeError(f"expected a 1-D array of texts, got shape {texts.shape} (pass one text as a str)")
         return texts.tolist()
     if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
         raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}")
@@ -468,12 +484,10 @@ def _texts_or_none(items: Items) -> list[str] | None:
 
 
 def _single(items: Items) -> bool:
-    return isinstance(items, str) or (isinstance(items, np.ndarray) and items.ndim == 1)
-
-
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    """One text, or one vector (a 1-D numeric array)."""
+    return isinstance(items, str) or (
+        isinstance(items, np.ndarray) and items.dtype.kind not in "UO" and items.ndim == 1
+    )
 
 
 def _hits(indices: np.ndarray, scores: np.ndarray, texts: list[str] | None) -> list[Hit]:

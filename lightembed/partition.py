@@ -23,7 +23,7 @@ import numpy as np
 
 from .binary import unpack_signs
 from .cluster import spherical_kmeans
-from .scoring import blocks, is_codes, similarity_matrix, unit_rows
+from .scoring import at_least, blocks, is_codes, similarity_matrix, unit_rows
 
 DEFAULT_PROBES = 6
 DEFAULT_CLUSTER_SIZE = 256  # items per fine cluster on average
@@ -225,14 +225,14 @@ def search_cluster(
     parts = []
     for start, stop in blocks(len(members), block_size):
         sims = similarity_matrix(members[start:stop], members[:stop], bits)
-        r, c = np.nonzero(sims >= threshold)
+        r, c = np.nonzero(at_least(sims, threshold))
         keep = c < r + start
         r, c = r[keep], c[keep]
         parts.append(Pairs(member_rows[start + r], member_rows[c], sims[r, c]))
     if len(members):
         for start, stop in blocks(len(queries), block_size):
             sims = similarity_matrix(queries[start:stop], members, bits)
-            r, c = np.nonzero(sims >= threshold)
+            r, c = np.nonzero(at_least(sims, threshold))
             a, b = query_rows[start + r], member_rows[c]
             parts.append(Pairs(np.maximum(a, b), np.minimum(a, b), sims[r, c]))
     return Pairs.concat(parts)

@@ -44,6 +44,8 @@ from .transform import ACTIVATION_FUNCTIONS, Layer, _layer, finite_float_tensor
 
 RERANKER_FORMAT = "lightembed-reranker"
 RERANKER_VERSION = "1"
+# Lengths and window counts in the metadata: far above any real scorer, low enough that no product overflows.
+MAX_METADATA_INT = 1 << 20
 # Query-by-document similarities held at once (floats): bounds the memory of one scoring block.
 SCORE_BLOCK = 1 << 22
 # OpenBLAS spreads a product of more than about 2^18 multiply-adds over several threads, which then
@@ -322,8 +324,10 @@ def load_reranker(path: str | Path, dim: int | None = None) -> LiteScorer:
 
 def _positive_int(metadata: dict[str, str], key: str, where: str) -> int:
     value = metadata.get(key, "")
-    if not value.isdigit() or int(value) < 1:
-        raise ModelFormatError(f"{where}: metadata {key!r} must be a positive integer, got {value!r}")
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_METADATA_INT:
+        raise ModelFormatError(
+            f"{where}: metadata {key!r} must be an integer from 1 to {MAX_METADATA_INT}, got {value!r}"
+        )
     return int(value)
 
 

@@ -37,7 +37,7 @@ def comparable_rows(vectors: np.ndarray) -> np.ndarray:
     stored vectors stays cheap. The result may be the input itself: treat it as read-only.
     Raises ValueError on NaN or infinite values.
     """
-    vectors = np.asarray(vectors, dtype=np.float32)
+    vectors = _narrowed(np.asarray(vectors))
     with np.errstate(over="ignore"):
         norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
     if not np.isfinite(norms).all() and not np.isfinite(vectors).all():
@@ -45,6 +45,15 @@ def comparable_rows(vectors: np.ndarray) -> np.ndarray:
     if ((norms == 0) | (np.abs(norms - 1.0) <= UNIT_TOLERANCE)).all():
         return vectors
     return unit_rows(vectors)
+
+
+def _narrowed(array: np.ndarray) -> np.ndarray:
+    """float32 rows pointing the same way: wider floats beyond float32's range are scaled down first."""
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4 and array.size:
+        largest = np.maximum(array.max(axis=-1, keepdims=True), -array.min(axis=-1, keepdims=True))
+        if np.isfinite(largest).all() and largest.max() > np.finfo(np.float32).max:
+            array = array / np.where(largest > 0, largest, 1.0)
+    return array.astype(np.float32, copy=False)
 
 
 def similarity_matrix(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> np.ndarray:
@@ -57,7 +66,7 @@ def similarity_matrix(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> 
         raise TypeError("cannot compare binary codes with float vectors")
     if is_codes(a):
         return hamming_similarity(a, b, bits or a.shape[1] * 8)
-    return a @ b.T
+    return _cosine_range(a @ b.T)
 
 
 def paired_similarity(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> np.ndarray:
@@ -69,7 +78,22 @@ def paired_similarity(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> 
     if is_codes(a):
         differing = np.bitwise_count(as_words(a) ^ as_words(b)).sum(axis=1, dtype=np.int64)
         return (1.0 - (2.0 / (bits or a.shape[1] * 8)) * differing).astype(np.float32)
-    return np.einsum("ij,ij->i", a, b)
+    return _cosine_range(np.einsum("ij,ij->i", a, b))
+
+
+def _cosine_range(scores: np.ndarray) -> np.ndarray:
+    """Float32 rounding can put the dot product of unit rows just outside [-1, 1]: clip it, in place."""
+    return np.clip(scores, -1.0, 1.0, out=scores)
+
+
+# Float32 cosines carry rounding of about 1e-7 per dimension summed: the same vector compared with
+# itself may score 0.99999994. Scores this close below a threshold count as reaching it.
+SCORE_TOLERANCE = 1e-5
+
+
+def at_least(scores: np.ndarray | float, threshold: float) -> np.ndarray | bool:
+    """`scores >= threshold`, forgiving float32 rounding (see SCORE_TOLERANCE)."""
+    return scores >= threshold - SCORE_TOLERANCE
 
 
 def blocks(n: int, size: int) -> Iterator[tuple[int, int]]:

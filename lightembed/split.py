@@ -8,6 +8,8 @@ from itertools import pairwise
 
 import numpy as np
 
+from .checks import positive_int
+
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*")
 
 
@@ -41,10 +43,8 @@ def semantic_split(
     Sentences are embedded once; a chunk that is too long is cut at the boundary where the
     `window` sentences before and after are least similar, recursively.
     """
-    if target_size < 1:
-        raise ValueError(f"target_size must be at least 1, got {target_size}")
-    if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
+    target_size = positive_int("target_size", target_size)
+    window = positive_int("window", window)
     if not text:
         return []
     if len(text) <= target_size:

@@ -11,6 +11,7 @@ replaces the target only once complete, so a half-written file never looks finis
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ FORMATS = ("text", "jsonl", "csv", "parquet")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 DEFAULT_KEY = "text"  # the JSON field / CSV column read when none is named
 STD_STREAM = "-"
+CSV_FIELD_LIMIT = 2**31 - 1  # characters in one CSV field (the largest the csv module takes everywhere)
 
 
 class FileError(LightEmbedError, ValueError):
@@ -135,13 +137,16 @@ def read_text(spec: InputSpec) -> str:
 
 
 def read_pairs(spec: InputSpec) -> list[tuple[str, str]]:
-    """Pairs of texts from lines with exactly two tab-separated columns; empty lines are skipped."""
+    """Pairs of texts, one per line, from lines with exactly two tab-separated columns.
+
+    An empty line is an error (the output has one score per input line, so none may be skipped).
+    """
     pairs = []
     with _open_binary(spec) as stream:
         for number, line in enumerate(_decoded_lines(stream, spec.name), 1):
             line = _strip_newline(line)
             if not line:
-                continue
+                raise FileError(f"{spec.name}:{number}: empty line, expected two tab-separated columns")
             columns = line.split("\t")
             if len(columns) != 2:
                 raise FileError(f"{spec.name}:{number}: expected two tab-separated columns, got {len(columns)}")
@@ -191,6 +196,8 @@ def _jsonl_records(lines: Iterable[str], name: str, field: str) -> Iterator[Reco
             value: Any = json.loads(line)
         except json.JSONDecodeError as exc:
             raise FileError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise FileError(f"{name}:{number}: JSON nested too deeply") from None
         if not isinstance(value, dict):
             raise FileError(f"{name}:{number}: expected a JSON object, got {type(value).__name__}")
         if field not in value:
@@ -226,6 +233,7 @@ class _LineTap:
 def _csv_source(lines: Iterator[str], name: str, column: str) -> Source:
     """Read the header row, check the column, and return the rows lazily with their original text."""
     tap = _LineTap(lines)
+    csv.field_size_limit(CSV_FIELD_LIMIT)  # the csv module's default refuses fields over 128 KiB
     reader = csv.reader(tap)
     try:
         header = next(reader)
@@ -265,6 +273,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     if _is_special(path):
         yield Path(path)
         return
+    if os.path.isdir(path):
+        raise FileError(f"{path}: is a folder, expected a file to write")
     target = Path(os.path.realpath(path))
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
@@ -320,7 +330,12 @@ def write_npy(
         if not count or _is_special(temp):
             array = np.concatenate([np.zeros((0, width), dtype=dtype), *blocks])
             with open(temp, "wb") as stream:
-                np.save(stream, array)
+                if stream.seekable():
+                    np.save(stream, array)
+                else:  # a pipe: np.save asks for the file position
+                    buffer = io.BytesIO()
+                    np.save(buffer, array)
+                    stream.write(buffer.getbuffer())
             return len(array)
         out = np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=(count, width))
         try:

@@ -140,7 +140,7 @@ def test_similarity_two_texts(cli, tiny) -> None:
 
 def test_similarity_pairs(cli, tiny, tiny_dir: Path, tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("the cat\ta cat\nred car\tblue bird\n\nsame\tsame\n", encoding="utf-8")
+    pairs.write_text("the cat\ta cat\nred car\tblue bird\nsame\tsame\n", encoding="utf-8")
     code, out, _ = cli("similarity", "--pairs", str(pairs))
     assert code == 0
     expected = [tiny.similarity("the cat", "a cat"), tiny.similarity("red car", "blue bird"), 0.0]
@@ -150,6 +150,9 @@ def test_similarity_pairs(cli, tiny, tiny_dir: Path, tmp_path: Path) -> None:
     assert [float(s) for s in out.split()][:2] == pytest.approx(
         [binary.similarity("the cat", "a cat"), binary.similarity("red car", "blue bird")], abs=1e-6
     )
+    pairs.write_text("the cat\ta cat\n\nsame\tsame\n", encoding="utf-8")  # one score per line: none skipped
+    code, _, err = cli("similarity", "--pairs", str(pairs))
+    assert code == 2 and "pairs.tsv:2: empty line" in err
 
 
 # --------------------------------------------------------------------- ranking verbs
@@ -329,6 +332,48 @@ def test_output_through_symlink_and_pipe(cli, lines_file: Path, tmp_path: Path) 
     assert cli("dedup", str(lines_file), "-o", str(fifo))[0] == 0
     reader.join(timeout=30)
     assert fifo.is_fifo() and received == ["".join(LINES[i] + "\n" for i in KEPT).encode()]
+
+
+def test_npy_output_into_a_pipe(cli, tiny, lines_file: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "vectors.npy"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert cli("embed", str(lines_file), "-o", str(fifo))[0] == 0
+    reader.join(timeout=30)
+    np.testing.assert_allclose(np.load(io.BytesIO(received[0])), tiny.embed(LINES), atol=1e-6)
+
+
+def test_error_output_is_a_folder(cli, lines_file: Path, tmp_path: Path) -> None:
+    assert_error(cli("embed", str(lines_file), "-o", str(tmp_path)), f"{tmp_path}: is a folder")
+
+
+def test_error_json_nested_too_deeply(cli, tmp_path: Path) -> None:
+    source = tmp_path / "deep.jsonl"
+    source.write_text('{"text": "a"}\n{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    assert_error(cli("rank", "q", str(source)), "deep.jsonl:2: JSON nested too deeply")
+
+
+def test_csv_with_a_field_over_128_kib(cli, tiny, tmp_path: Path) -> None:
+    long_text = "the cat sat on the mat " * 10_000
+    source = tmp_path / "rows.csv"
+    source.write_text(f"id,text\n1,{long_text}\n2,a dog\n", encoding="utf-8")
+    code, out, _ = cli("rank", "the cat", str(source))
+    assert code == 0
+    assert [row["index"] for row in jsonl(out)] == [0, 1]
+
+
+@pytest.mark.parametrize("command", [("cluster", "-k", "2"), ("dedup", "--mode", "partitioned")])
+def test_error_negative_seed_names_the_option(cli, lines_file: Path, command: tuple[str, ...]) -> None:
+    assert_error(cli(command[0], str(lines_file), *command[1:], "--seed", "-1"), "argument --seed")
+
+
+def test_error_dedup_output_suffix_of_another_format(cli, lines_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "kept.parquet"
+    assert_error(cli("dedup", str(lines_file), "-o", str(out)), "names parquet output, but dedup writes")
+    assert not out.exists()
+    assert cli("dedup", str(lines_file), "-o", str(tmp_path / "kept.txt"))[0] == 0
 
 
 def test_no_command_and_help(cli) -> None:

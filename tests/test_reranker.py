@@ -217,6 +217,8 @@ def _broken(tmp_path: Path, *, drop=(), metadata=None, **tensors: np.ndarray) ->
         ({"metadata": {"doc_length": "4"}}, r"row\.0\.weight"),
         ({"metadata": {"query_length": "x"}}, "query_length"),
         ({"metadata": {"max_windows": "0"}}, "max_windows"),
+        ({"metadata": {"max_windows": "100000000000000000000"}}, "max_windows.*from 1 to"),
+        ({"metadata": {"max_windows": "\u00b2"}}, "max_windows"),
         ({"metadata": {"activation": "swish"}}, "activation"),
         ({"metadata": {"pooled": "yes"}}, "pooled"),
         ({"metadata": {"sort_rows": "1"}}, "sort_rows"),
@@ -266,7 +268,9 @@ def test_rerank_uses_the_learned_scorer(learned_dir: Path) -> None:
     # the tokenisation is capped at max_tokens before unknown words are dropped
     tokens = capped_tokens(model.parts, scorer.max_tokens)
     assert len(tokens.token_ids(DOCS[4])) == 8 < len(ids(DOCS[4]))
-    expected = [reference_score(scorer, codebook, ids(query), tokens.token_ids(d).tolist()) for d in DOCS]
+    doc_ids = [tokens.token_ids(d).tolist() for d in DOCS]
+    assert [] in doc_ids  # a document with no tokens scores 0, as under MaxSim
+    expected = [reference_score(scorer, codebook, ids(query), d) if d else 0.0 for d in doc_ids]
     np.testing.assert_allclose([by_index[i] for i in range(len(DOCS))], expected, rtol=1e-5, atol=1e-5)
     assert [h.score for h in hits] == sorted(by_index.values(), reverse=True)
     assert all(h.text == DOCS[h.index] for h in hits)
@@ -276,6 +280,20 @@ def test_rerank_uses_the_learned_scorer(learned_dir: Path) -> None:
     # MaxSim on request: the same as a folder without a reranker
     plain = lightembed.load(write_tiny_model(learned_dir.parent / "plain"))
     assert model.rerank(query, DOCS, method="maxsim") == plain.rerank(query, DOCS)
+
+
+def test_rerank_empty_query_scores_zero(learned_dir: Path) -> None:
+    assert [h.score for h in lightembed.load(learned_dir).rerank("", DOCS)] == [0.0] * len(DOCS)
+
+
+def test_rerank_with_weights_that_overflow_names_the_file(learned_dir: Path) -> None:
+    path = learned_dir / "reranker.safetensors"
+    tensors = load_file(str(path))
+    tensors["row.0.weight"] = np.full_like(tensors["row.0.weight"], 3e38)  # finite, but the products overflow
+    save_file(tensors, str(path), metadata=random_scorer().metadata())
+    with pytest.raises(ModelFormatError, match="non-finite scores") as info:
+        lightembed.load(learned_dir).rerank("the cat sat on the mat", DOCS)
+    assert str(path) in str(info.value)
 
 
 def test_rerank_method_errors(tiny: lightembed.LightEmbed, learned_dir: Path) -> None:
