@@ -11,6 +11,8 @@ from .errors import ModelFormatError
 FORMAT_NAME = "lightembed"
 FORMAT_VERSION = 1
 ACTIVATIONS = ("relu", "gelu", "tanh")
+MAX_LENGTH_LIMIT = 1 << 24  # tokens per text: far above any real cap, low enough for the tokenizer's integers
+MAX_ADAPTOR_LAYERS = 64
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class ModelConfig:
         if raw.get("format") != FORMAT_NAME:
             raise ModelFormatError(f"{where}: 'format' must be {FORMAT_NAME!r}, got {raw.get('format')!r}")
         version = raw.get("format_version")
-        if version != FORMAT_VERSION:
+        if not _is_int(version) or version != FORMAT_VERSION:
             raise ModelFormatError(
                 f"{where}: unsupported format_version {version!r} (this lightembed reads {FORMAT_VERSION})"
             )
@@ -82,6 +84,8 @@ class ModelConfig:
             values["adaptor"] = AdaptorConfig(layers=adaptor["layers"], activation=adaptor.get("activation", "relu"))
         for key in ("matryoshka_dims", "ignore_token_ids"):
             if key in values:
+                if not isinstance(values[key], list):
+                    raise ModelFormatError(f"{where}: {key!r} must be a list, got {values[key]!r}")
                 values[key] = tuple(values[key])
         config = cls(**values)
         config.validate(where)
@@ -93,6 +97,8 @@ class ModelConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ModelFormatError(f"{where}: {name!r} must be a positive integer, got {value!r}")
+        if self.max_length > MAX_LENGTH_LIMIT:
+            raise ModelFormatError(f"{where}: 'max_length' must be at most {MAX_LENGTH_LIMIT}, got {self.max_length}")
         for name in ("normalize", "add_special_tokens", "token_weights", "projection", "binary_codebook", "reranker"):
             if not isinstance(getattr(self, name), bool):
                 raise ModelFormatError(f"{where}: {name!r} must be true or false, got {getattr(self, name)!r}")
@@ -105,8 +111,10 @@ class ModelConfig:
             if not _is_int(t) or not 0 <= t < self.vocab_size:
                 raise ModelFormatError(f"{where}: ignore_token_ids entry {t!r} is outside the vocabulary")
         if self.adaptor is not None:
-            if self.adaptor.layers < 1:
-                raise ModelFormatError(f"{where}: adaptor needs at least one layer")
+            if not 1 <= self.adaptor.layers <= MAX_ADAPTOR_LAYERS:
+                raise ModelFormatError(
+                    f"{where}: adaptor 'layers' must be between 1 and {MAX_ADAPTOR_LAYERS}, got {self.adaptor.layers}"
+                )
             if self.adaptor.activation not in ACTIVATIONS:
                 raise ModelFormatError(
                     f"{where}: adaptor activation {self.adaptor.activation!r} is not one of {ACTIVATIONS}"

@@ -51,13 +51,15 @@ def read_model(path: str | Path) -> ModelParts:
     path = Path(path)
     if path.is_file() and path.suffix == ".safetensors":
         return read_wordllama(path)
+    if path.is_file():
+        raise ModelNotFoundError(f"{path}: is a file; give the model folder (or a WordLlama .safetensors codebook)")
     if not path.is_dir():
         raise ModelNotFoundError(f"{path}: no such model folder")
     config_path = path / CONFIG_FILE
     if config_path.is_file():
         raw = _read_json(config_path)
-        if isinstance(raw, dict) and raw.get("format") == "lightembed":
-            return read_lightembed(path, raw)
+        if isinstance(raw, dict) and ("format" in raw or "format_version" in raw):
+            return read_lightembed(path, raw)  # a lightembed config, checked there (a wrong 'format' is an error)
         return read_model2vec(path, raw)
     codebooks = sorted(path.glob("*.safetensors"))
     if len(codebooks) == 1:
@@ -78,7 +80,7 @@ def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
     token_weights = None
     if config.token_weights:
         token_weights = finite_float_tensor(tensors, "token_weights", where, (config.vocab_size,))
-        embeddings = (embeddings.astype(np.float32) * token_weights[:, None]).astype(embeddings.dtype)
+        embeddings = _weighted(embeddings, token_weights, where)
     transform = parse_transform(
         tensors,
         config.dim,
@@ -129,9 +131,11 @@ def read_model2vec(path: Path, raw_config: Any) -> ModelParts:
     # model2vec stores int8 codebooks without their scale and pools the raw values: do the same.
     embeddings = _codebook(tensors, "embeddings", where, default_scale=1.0)
     tokenizer = _read_tokenizer(path / TOKENIZER_FILE, None)
-    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    vocab_size = _token_id_bound(tokenizer)
     token_rows = None
     if "mapping" in tensors:
+        if tensors["mapping"].dtype.kind not in "iu":
+            raise ModelFormatError(f"{where}: 'mapping' must hold integers, got dtype {tensors['mapping'].dtype}")
         token_rows = np.asarray(tensors["mapping"]).astype(np.int64)
         if token_rows.shape != (vocab_size,) or token_rows.min() < 0 or token_rows.max() >= embeddings.shape[0]:
             raise ModelFormatError(f"{where}: 'mapping' must map each of {vocab_size} tokens to a row")
@@ -141,17 +145,18 @@ def read_model2vec(path: Path, raw_config: Any) -> ModelParts:
     if "weights" in tensors:
         token_weights = finite_float_tensor(tensors, "weights", where, (vocab_size,))
         if token_rows is None:
-            embeddings = (embeddings.astype(np.float32) * token_weights[:, None]).astype(embeddings.dtype)
+            embeddings = _weighted(embeddings, token_weights, where)
             token_weights = None
-    # As model2vec does: `max_length` (512 when absent); the legacy `seq_length` (1000000 in its
-    # configs) is not an inference limit and would make a 10 MB string tokenise in full.
-    max_length = raw_config.get("max_length") or MODEL2VEC_MAX_LENGTH
+    # As model2vec does: `max_length` (512 when absent or null); the legacy `seq_length` (1000000 in
+    # its configs) is not an inference limit and would make a 10 MB string tokenise in full.
+    max_length = raw_config.get("max_length")
+    normalize = raw_config.get("normalize")
     unk = _unk_token_id(tokenizer)
     config = ModelConfig(
         dim=embeddings.shape[1],
         vocab_size=vocab_size,
-        normalize=bool(raw_config.get("normalize", False)),
-        max_length=int(max_length),
+        normalize=False if normalize is None else normalize,  # validate() names a value that is not a bool
+        max_length=MODEL2VEC_MAX_LENGTH if max_length is None else max_length,
         ignore_token_ids=(unk,) if unk is not None else (),
         source="model2vec",
         provenance={"model2vec_config": raw_config},
@@ -235,8 +240,10 @@ def _check_keys(tensors: dict[str, np.ndarray], expected: set[str], where: str) 
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, bad JSON, a number too long to convert
         raise ModelFormatError(f"{path}: not readable JSON ({exc})") from None
+    except RecursionError:
+        raise ModelFormatError(f"{path}: not readable JSON (nested too deeply)") from None
 
 
 def _read_tokenizer(path: Path, vocab_size: int | None) -> Tokenizer:
@@ -246,10 +253,28 @@ def _read_tokenizer(path: Path, vocab_size: int | None) -> Tokenizer:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # the Rust tokenizer reports parse errors as plain Exception
         raise ModelFormatError(f"{path}: not a valid tokenizers file ({exc})") from None
-    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    size = _token_id_bound(tokenizer)
     if vocab_size is not None and size > vocab_size:
-        raise ModelFormatError(f"{path}: tokenizer has {size} tokens but the codebook only {vocab_size} rows")
+        raise ModelFormatError(f"{path}: tokenizer ids go up to {size - 1} but the codebook has {vocab_size} rows")
+    unk = _unk_token(tokenizer)
+    if unk is not None and tokenizer.token_to_id(unk) is None:
+        raise ModelFormatError(f"{path}: the unknown token {unk!r} is not in the vocabulary")
     return tokenizer
+
+
+def _token_id_bound(tokenizer: Tokenizer) -> int:
+    """One more than the largest token id (ids index codebook rows; they need not be contiguous)."""
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    return max(vocab.values(), default=-1) + 1
+
+
+def _weighted(embeddings: np.ndarray, token_weights: np.ndarray, where: str) -> np.ndarray:
+    """Codebook rows times their token weights, in the codebook's dtype."""
+    with np.errstate(over="ignore"):  # reported below, naming the file
+        weighted = (embeddings.astype(np.float32) * token_weights[:, None]).astype(embeddings.dtype)
+    if not np.isfinite(weighted).all():
+        raise ModelFormatError(f"{where}: the token weights push the codebook beyond {embeddings.dtype}'s range")
+    return weighted
 
 
 def _codebook(tensors: dict[str, np.ndarray], key: str, where: str, default_scale: float | None = None) -> np.ndarray:
@@ -272,6 +297,8 @@ def _codebook(tensors: dict[str, np.ndarray], key: str, where: str, default_scal
         table = table.astype(np.float32) * scale.reshape(-1, 1)
     elif table.dtype not in FLOAT_DTYPES:
         raise ModelFormatError(f"{where}: {key!r} has dtype {table.dtype}; expected float16, float32 or int8")
+    elif f"{key}_scale" in tensors:
+        raise ModelFormatError(f"{where}: {key}_scale belongs to an int8 {key!r}, but it is {table.dtype}")
     if not np.isfinite(table).all():
         raise ModelFormatError(f"{where}: {key!r} contains NaN or infinite values")
     return table
@@ -282,10 +309,15 @@ def _check_shape(value: np.ndarray, shape: tuple[int, ...], where: str, key: str
         raise ModelFormatError(f"{where}: {key!r} has shape {value.shape}, config.json implies {shape}")
 
 
+def _unk_token(tokenizer: Tokenizer) -> str | None:
+    """The tokenizer model's unknown token, when it names one."""
+    unk = json.loads(tokenizer.to_str()).get("model", {}).get("unk_token")
+    return unk if isinstance(unk, str) else None
+
+
 def _unk_token_id(tokenizer: Tokenizer) -> int | None:
-    model = json.loads(tokenizer.to_str()).get("model", {})
-    unk = model.get("unk_token")
-    return tokenizer.token_to_id(unk) if isinstance(unk, str) else None
+    unk = _unk_token(tokenizer)
+    return tokenizer.token_to_id(unk) if unk is not None else None
 
 
 def _find_wordllama_tokenizer(codebook_path: Path) -> Path:

@@ -14,6 +14,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 # In a wheel the bundled models sit inside the package; in a source checkout at the repository root.
 _WEIGHTS_DIRS = (_PACKAGE_DIR / "weights", _PACKAGE_DIR.parent / "weights")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
@@ -42,6 +43,8 @@ def resolve_model(
     """
     if name is None or name == DEFAULT_MODEL:
         return bundled_model_path()
+    if not str(name).strip():
+        raise ModelNotFoundError("empty model name (give None or 'default' for the bundled model)")
     path = Path(name).expanduser()
     if path.exists():
         return path
@@ -66,6 +69,11 @@ def _download(
         offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
         offline_reason = "HF_HUB_OFFLINE is set"
     patterns = [*FOLDER_FILES, "*.safetensors", "*tokenizer*.json", "tokenizers/*.json"]
+    if not offline and revision is not None and _COMMIT.match(revision):
+        try:  # a commit never changes: a cached snapshot of it needs no network
+            return Path(str(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True)))
+        except LocalEntryNotFoundError:
+            pass
     try:
         folder = snapshot_download(
             repo_id,

@@ -9,6 +9,9 @@ from safetensors import safe_open
 
 from .errors import ModelFormatError
 
+# safetensors dtypes that numpy reads (bfloat16 and the float8 kinds it does not).
+NUMPY_DTYPES = {"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "F32", "F64"}
+
 
 def read_tensor_file(
     path: Path, file_format: str | None = None, version: str | None = None
@@ -19,9 +22,15 @@ def read_tensor_file(
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+            dtypes = {key: handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118 (not a dict)
+            unreadable = sorted(key for key, dtype in dtypes.items() if dtype not in NUMPY_DTYPES)
+            if not unreadable:
+                tensors = {key: handle.get_tensor(key) for key in dtypes}
     except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
         raise ModelFormatError(f"{path}: not a valid safetensors file ({exc})") from None
+    if unreadable:
+        found = ", ".join(f"{key} ({dtypes[key]})" for key in unreadable[:5])
+        raise ModelFormatError(f"{path}: tensors of a dtype numpy cannot hold: {found}")
     if file_format is not None:
         if metadata.get("format") != file_format:
             raise ModelFormatError(f"{path}: metadata 'format' must be {file_format!r}, got {metadata.get('format')!r}")

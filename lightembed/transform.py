@@ -23,6 +23,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from .errors import ModelFormatError
+from .scoring import unit_rows
 from .tensorfile import read_tensor_file
 
 TRANSFORM_FORMAT = "lightembed-transform"
@@ -84,10 +85,12 @@ class Transform:
             isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= width
         ):
             raise ValueError(f"dim must be an integer between 1 and {width}, got {dim!r}")
-        x = self.forward(x)[:, :dim]
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = self.forward(x)[:, :dim]
+        if not np.isfinite(x).all():
+            raise ValueError("the transform overflows float32 on these vectors (values too large)")
         if self.normalize:
-            norms = np.linalg.norm(x, axis=1, keepdims=True)
-            x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+            x = unit_rows(x)
         out = np.ascontiguousarray(x, dtype=np.float32)
         return out[0] if single else out
 

@@ -167,7 +167,7 @@ def test_unknown_config_key(folder: Path) -> None:
     assert_format_error(folder, "config.json", "unknown keys.*colour")
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
+@pytest.mark.parametrize("version", [0, 2, "1", None, True, 1.0])
 def test_wrong_format_version(folder: Path, version: object) -> None:
     edit_config(folder, format_version=version)
     assert_format_error(folder, "config.json", "format_version")
@@ -184,12 +184,25 @@ def test_wrong_format_version(folder: Path, version: object) -> None:
         ({"matryoshka_dims": [4, 99]}, "matryoshka dim 99"),
         ({"ignore_token_ids": [V]}, "ignore_token_ids"),
         ({"adaptor": {"layers": "two"}}, "adaptor"),
+        ({"adaptor": {"layers": 10**8}}, "adaptor 'layers' must be between 1 and 64"),
+        ({"matryoshka_dims": 2}, "'matryoshka_dims' must be a list"),
+        ({"ignore_token_ids": None}, "'ignore_token_ids' must be a list"),
+        ({"max_length": 10**30}, "'max_length' must be at most"),
+        ({"format": "lightembed "}, "'format' must be 'lightembed'"),
         ({"provenance": []}, "provenance"),
     ],
 )
 def test_invalid_config_values(folder: Path, changes: dict, message: str) -> None:
     edit_config(folder, **changes)
     assert_format_error(folder, "config.json", re.escape(message))
+
+
+@pytest.mark.parametrize(
+    "text", ['{"dim": ' + "9" * 5000 + "}", '{"provenance": ' + "[" * 100_000 + "]" * 100_000 + "}"]
+)
+def test_config_json_that_python_cannot_decode(folder: Path, text: str) -> None:
+    (folder / "config.json").write_text(text)
+    assert_format_error(folder, "config.json", "not readable JSON")
 
 
 def test_missing_required_config_key(folder: Path) -> None:
@@ -228,7 +241,34 @@ def test_corrupt_tokenizer(folder: Path) -> None:
 def test_tokenizer_larger_than_the_codebook(folder: Path) -> None:
     vocab = {f"w{i}": i for i in range(V + 10)}
     Tokenizer(models.WordLevel(vocab=vocab, unk_token="w0")).save(str(folder / "tokenizer.json"))
-    assert_format_error(folder, "tokenizer.json", "tokens")
+    assert_format_error(folder, "tokenizer.json", r"ids go up to 43 but the codebook has 34 rows")
+
+
+def test_tokenizer_ids_beyond_the_codebook(folder: Path) -> None:
+    vocab = {f"w{i}": i for i in range(V - 1)} | {"far": 99}  # no more tokens than rows, but one id past them
+    Tokenizer(models.WordLevel(vocab=vocab, unk_token="w0")).save(str(folder / "tokenizer.json"))
+    assert_format_error(folder, "tokenizer.json", r"ids go up to 99 but the codebook has 34 rows")
+
+
+def test_tokenizer_whose_unknown_token_is_not_in_its_vocabulary(folder: Path) -> None:
+    Tokenizer(models.WordLevel(vocab=VOCAB, unk_token="[NOPE]")).save(str(folder / "tokenizer.json"))
+    assert_format_error(folder, "tokenizer.json", r"unknown token '\[NOPE\]' is not in the vocabulary")
+
+
+def test_tensor_of_a_dtype_numpy_cannot_hold(folder: Path) -> None:
+    header = json.dumps({"embeddings": {"dtype": "BF16", "shape": [V, 16], "data_offsets": [0, V * 16 * 2]}}).encode()
+    (folder / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(V * 16 * 2))
+    assert_format_error(folder, "model.safetensors", r"numpy cannot hold: embeddings \(BF16\)")
+
+
+def test_scale_beside_a_float_codebook(folder: Path) -> None:
+    edit_tensors(folder, embeddings_scale=np.full(1, 100.0, np.float32))
+    assert_format_error(folder, "model.safetensors", "embeddings_scale belongs to an int8 'embeddings'")
+
+
+def test_model_path_that_is_a_file(folder: Path) -> None:
+    with pytest.raises(lightembed.ModelNotFoundError, match="is a file; give the model folder"):
+        lightembed.load(folder / "config.json")
 
 
 def test_wrong_codebook_dtype(folder: Path) -> None:
@@ -369,6 +409,11 @@ def test_token_weights_scale_each_token(tmp_path: Path) -> None:
     np.testing.assert_allclose(out, expected, rtol=2e-3, atol=2e-3)  # weights are baked in at float16
 
 
+def test_token_weights_beyond_the_float16_range(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError, match="token weights push the codebook beyond float16's range"):
+        write_with_parts(tmp_path, {"token_weights": np.full(V, 1e5, np.float32)}, token_weights=True)
+
+
 def test_binary_codebook_is_used_for_binary_output(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     binary_table = rng.standard_normal((V, 24)).astype(np.float32)
@@ -447,6 +492,26 @@ def test_model2vec_folder_with_bad_mapping(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="mapping") as info:
         lightembed.load(folder)
     assert str(folder / "model.safetensors") in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"normalize": "false"}, "'normalize' must be true or false"), ({"max_length": "abc"}, "'max_length'")],
+)
+def test_model2vec_config_values_are_checked(tmp_path: Path, changes: dict, message: str) -> None:
+    folder = write_model2vec(tmp_path / "m2v", weights=False, mapping=False)
+    edit_config(folder, **changes)
+    assert_format_error(folder, "config.json", message)
+    edit_config(folder, normalize=None, max_length=None)
+    assert (lightembed.load(folder).config.normalize, lightembed.load(folder).config.max_length) == (False, 512)
+
+
+def test_model2vec_mapping_of_floats(tmp_path: Path) -> None:
+    folder = write_model2vec(tmp_path / "m2v", weights=False, mapping=True)
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors["mapping"] = tensors["mapping"].astype(np.float32) + 0.5
+    save_file(tensors, str(folder / "model.safetensors"))
+    assert_format_error(folder, "model.safetensors", "'mapping' must hold integers")
 
 
 def test_model2vec_folder_with_too_few_rows(tmp_path: Path) -> None:

@@ -119,6 +119,18 @@ def test_hub_id_with_pinned_revision(hub_cache: Path) -> None:
     assert main.dim == 16
 
 
+def test_cached_commit_loads_without_network_when_online(hub_cache: Path) -> None:
+    pinned = lightembed.load("owner/name", revision=HASH_OLD, cache_dir=hub_cache, offline=False)
+    assert pinned.path == hub_cache / "models--owner--name" / "snapshots" / HASH_OLD
+
+
+def test_empty_name_and_non_bool_binary(tiny_dir: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="empty model name"):
+        lightembed.load("")
+    with pytest.raises(ValueError, match="binary must be True or False"):
+        lightembed.load(tiny_dir, binary="no")
+
+
 def test_hub_id_with_revision_not_in_cache(hub_cache: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="owner/name at revision '1111") as info:
         lightembed.load("owner/name", revision="1" * 40, cache_dir=hub_cache, offline=True)

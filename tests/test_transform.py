@@ -39,6 +39,14 @@ def test_normalize_gives_unit_rows_and_zero_stays_zero() -> None:
     np.testing.assert_array_equal(out[1], 0.0)
 
 
+def test_output_beyond_float32_raises_and_huge_rows_normalise() -> None:
+    with pytest.raises(ValueError, match="overflows float32"):
+        Transform((PW, PB)).apply(np.full((1, 10), 3e38, np.float32))
+    huge = Transform((np.eye(6, 10, dtype=np.float32), np.zeros(6, np.float32)), normalize=True)
+    out = huge.apply(np.full((1, 10), 1e20, np.float32))
+    np.testing.assert_allclose(out, np.full((1, 6), 1 / np.sqrt(6)), rtol=1e-6)
+
+
 def test_round_trip(tmp_path: Path) -> None:
     path = save_transform(tmp_path / "t.safetensors", full_transform("gelu", normalize=True))
     loaded = load_transform(path)
