@@ -6,6 +6,9 @@ Only JSON and safetensors are read; nothing is unpickled or executed.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,19 +205,37 @@ def write_model(
     tokenizer: Tokenizer,
     extra_tensors: dict[str, np.ndarray] | None = None,
     card: str | None = None,
+    reranker: Path | None = None,
 ) -> Path:
-    """Write a lightembed model folder and check that it reads back."""
+    """Write a lightembed model folder and check that it reads back.
+
+    `reranker` is a `reranker.safetensors` to copy in (needed when `config.reranker`; without it
+    an old one in `folder` is removed). The files are written to a staging folder beside `folder`
+    and checked there; only then do they replace the files of `folder`, the config last, so an
+    interrupted write never mixes old and new files.
+    """
     folder = Path(folder)
+    if config.reranker and reranker is None:
+        raise ValueError("config.reranker is set: pass the reranker file to copy in")
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {"embeddings": np.ascontiguousarray(embeddings)}
-    for name, value in (extra_tensors or {}).items():
-        tensors[name] = np.ascontiguousarray(value)
-    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "lightembed"})
-    tokenizer.save(str(folder / TOKENIZER_FILE))
-    (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-    if card is not None:
-        (folder / CARD_FILE).write_text(card, encoding="utf-8")
-    read_model(folder)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as staging_name:
+        staging = Path(staging_name)
+        tensors = {"embeddings": np.ascontiguousarray(embeddings)}
+        for name, value in (extra_tensors or {}).items():
+            tensors[name] = np.ascontiguousarray(value)
+        save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "lightembed"})
+        tokenizer.save(str(staging / TOKENIZER_FILE))
+        (staging / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+        if card is not None:
+            (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        if config.reranker:
+            shutil.copyfile(reranker, staging / RERANKER_FILE)
+        read_model(staging)
+        for name in (WEIGHTS_FILE, TOKENIZER_FILE, RERANKER_FILE, CARD_FILE, CONFIG_FILE):
+            if (staging / name).is_file():
+                os.replace(staging / name, folder / name)
+    if not config.reranker:
+        (folder / RERANKER_FILE).unlink(missing_ok=True)  # a scorer of the files just replaced
     return folder
 
 

@@ -29,6 +29,7 @@ projection), so the scorer learns a token-level correction of the first-stage sc
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,10 +273,15 @@ def document_windows(
 
 
 def save_reranker(path: str | Path, scorer: LiteScorer, dim: int | None = None) -> Path:
-    """Write `reranker.safetensors` and check that it reads back."""
+    """Write `reranker.safetensors`, check that it reads back, then replace any file at `path` with it."""
     path = Path(path)
-    save_file(scorer.tensors(), str(path), metadata=scorer.metadata())
-    load_reranker(path, dim)
+    staging = path.with_name(f".{path.name}.part")
+    try:
+        save_file(scorer.tensors(), str(staging), metadata=scorer.metadata())
+        load_reranker(staging, dim)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
     return path
 
 

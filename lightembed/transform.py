@@ -165,6 +165,8 @@ def save_transform(path: str | Path, transform: Transform, metadata: Mapping[str
     if not transform:
         raise ValueError("an empty transform has nothing to save")
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a transform file path (.safetensors)")
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         **{str(key): str(value) for key, value in (metadata or {}).items()},

@@ -41,19 +41,22 @@ from lightembed.config import ACTIVATIONS
 from lightembed.scoring import blocks, unit_rows
 from lightembed.transform import Transform
 
+from .checks import require_counts, require_non_negative, require_positive
+from .device import resolve_device
 from .evaluation.retrieval import ndcg_at_k, top_k
 
 logger = logging.getLogger(__name__)
 
 RECALL_K = 10  # neighbours compared by `neighbour_recall`
 ROTATIONS = ("learned", "energy", "none")
+DEFAULT_DIMS = (16, 32, 64, 128)  # prefix sizes trained when none are given (those below the width)
 
 
 @dataclass(frozen=True)
 class AdaptSettings:
     """How the adaptor is built and trained (the full width is always added to `dims`)."""
 
-    dims: tuple[int, ...] = (16, 32, 64, 128)
+    dims: tuple[int, ...] | None = None  # None: DEFAULT_DIMS below the width
     hidden: int | None = None  # hidden width of the MLP (None: the embedding width)
     layers: int = 2  # linear layers of the MLP (0: the learned rotation alone)
     activation: str = "relu"
@@ -81,10 +84,11 @@ class AdaptSettings:
 
     def prefix_sizes(self, width: int) -> tuple[int, ...]:
         """The sorted distinct prefix sizes trained for embeddings of `width` columns."""
-        for m in self.dims:
+        dims = self.dims if self.dims is not None else tuple(m for m in DEFAULT_DIMS if m < width)
+        for m in dims:
             if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m <= width:
                 raise ValueError(f"prefix size {m!r} must be an integer between 1 and the embedding width {width}")
-        return tuple(sorted({int(m) for m in self.dims} | {width}))
+        return tuple(sorted({int(m) for m in dims} | {width}))
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -92,10 +96,8 @@ class AdaptSettings:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.rotation not in ROTATIONS:
             raise ValueError(f"rotation must be one of {ROTATIONS}, got {self.rotation!r}")
-        positive = ("batch_size", "neighbours", "neighbour_samples", "query_batch_size", "patience")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_counts(self, ("batch_size", "neighbours", "neighbour_samples", "query_batch_size", "patience"))
+        require_counts(self, ("epochs", "supervised_epochs", "hard_negatives", "random_negatives", "seed"), minimum=0)
         if self.layers == 1 or self.layers < 0:
             raise ValueError(f"layers must be 0 (the rotation alone) or at least 2, got {self.layers}")
         if self.layers == 0 and self.rotation != "learned":
@@ -104,16 +106,9 @@ class AdaptSettings:
             raise ValueError(f"epoch_rows must be at least 1, got {self.epoch_rows}")
         if self.hidden is not None and self.hidden < 1:
             raise ValueError(f"hidden must be at least 1, got {self.hidden}")
-        for name in ("epochs", "supervised_epochs", "hard_negatives", "random_negatives", "full_width_tolerance"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        for name in ("learning_rate", "temperature", "distill_temperature"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        require_positive(self, ("learning_rate", "temperature", "distill_temperature"))
         weights = ("distill_weight", "neighbour_weight", "pair_weight", "reconstruction_weight", "unsupervised_weight")
-        for name in weights:
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        require_non_negative(self, ("full_width_tolerance", *weights))
 
 
 # --------------------------------------------------------------------------- the model
@@ -461,7 +456,12 @@ class Scorer:
         self.dims = tuple(dims)
         self.by_queries = data.queries is not None and len(data.dev_queries) > 0
         self.available = self.by_queries or (data.holdout is not None and len(data.holdout) > RECALL_K)
-        self.name = "dev nDCG@10" if self.by_queries else f"held-out neighbour recall@{RECALL_K}"
+        if self.by_queries:
+            self.name = "dev nDCG@10"
+        elif self.available:
+            self.name = f"held-out neighbour recall@{RECALL_K}"
+        else:
+            self.name = "no dev score (no dev queries, and too few corpus rows to hold some out)"
         self.plain = self(lambda vectors: vectors)  # the scores of the input vectors, truncated
 
     def eligible(self, scores: dict[int, float], tolerance: float) -> bool:
@@ -503,7 +503,7 @@ def train_adaptor(
     settings.check()
     width = data.corpus.shape[1]
     dims = settings.prefix_sizes(width)
-    device = torch.device(device) if device is not None else _default_device()
+    device = resolve_device(device)
     rotation = energy_rotation(data.unsupervised) if settings.rotation != "none" else None
     with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the global generator alone
         torch.manual_seed(settings.seed)
@@ -528,12 +528,6 @@ def train_adaptor(
         results.append(_run_stage(adaptor, stage, settings, scorer, generator, progress))
     adaptor.eval()
     return adaptor, results
-
-
-def _default_device() -> torch.device:
-    from .teacher import default_device
-
-    return default_device()
 
 
 @dataclass(frozen=True)
@@ -563,7 +557,10 @@ def _run_stage(
         scores = scorer(lambda vectors: apply(adaptor, vectors))
         row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0}
         row.update({f"@{m}": value for m, value in scores.items()})
-        logger.info("%s epoch %d: loss %s, %s %.2f", stage.name, epoch, loss, scorer.name, row["dev"])
+        if scorer.available:
+            logger.info("%s epoch %d: loss %s, %s %.2f", stage.name, epoch, loss, scorer.name, row["dev"])
+        else:
+            logger.info("%s epoch %d: loss %s, %s", stage.name, epoch, loss, scorer.name)
         return row
 
     history = [record(0, None)]

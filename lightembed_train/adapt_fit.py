@@ -251,7 +251,11 @@ def write_adapted_model(
         provenance=provenance,
         metrics={},
     )
-    return write_model(out_folder, config, embeddings, parts.tokenizer, tensors, card=adapted_card(config))
+    # The reranker reads the codebook, which the adaptor (after pooling) leaves as it is.
+    card = adapted_card(config)
+    return write_model(
+        out_folder, config, embeddings, parts.tokenizer, tensors, card=card, reranker=parts.reranker_path
+    )
 
 
 def _base_tensors(model: LightEmbed) -> dict[str, np.ndarray]:
@@ -402,6 +406,8 @@ def read_relevance(path: str | Path) -> np.ndarray:
 def score_table(result: AdaptResult) -> str:
     """A markdown table of the dev score per prefix size: truncation and each stage."""
     curves = result.curves()
+    if not any(curves.values()):
+        return f"{result.metric}: every stage kept its last epoch"
     header = "| dims | " + " | ".join(curves) + " |\n|---|" + "---:|" * len(curves)
     rows = [
         f"| {m} | " + " | ".join(f"{c.get(m, float('nan')):.2f}" for c in curves.values()) + " |" for m in result.dims

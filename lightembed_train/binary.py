@@ -44,10 +44,12 @@ from lightembed import ModelConfig, write_model
 from lightembed.folder import CARD_FILE, WEIGHTS_FILE
 from lightembed.scoring import unit_rows
 
+from .checks import require_counts, require_non_negative, require_positive, require_unit_interval
 from .datasets import ScoredPairs
+from .device import resolve_device
 from .distill import DTYPES, describe_corpus, storage_note, stored_codebook, versions
 from .targets import corpus_sample, teacher_embeddings
-from .teacher import Teacher, default_device
+from .teacher import Teacher
 from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, pooled, tokenize
 
 logger = logging.getLogger(__name__)
@@ -84,20 +86,14 @@ class BinarySettings:
             raise ValueError(f"bits must be at least 1, got {self.bits}")
         if not self.prefixes or min(self.prefixes) < 1 or max(self.prefixes) > self.bits:
             raise ValueError(f"prefix sizes {self.prefixes} must lie in [1, bits={self.bits}]")
-        for name in ("epochs", "batch_size", "pair_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.batch_size < 2:
-            raise ValueError("batch_size must be at least 2 (the loss compares texts within a batch)")
-        for name in ("learning_rate", "temperature", "code_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.projection_learning_rate is not None and not self.projection_learning_rate > 0:
-            raise ValueError(f"projection_learning_rate must be positive, got {self.projection_learning_rate}")
-        if not 0 <= self.neighbour_share < 1:
-            raise ValueError(f"neighbour_share must be in [0, 1), got {self.neighbour_share}")
-        if self.contrastive_weight < 0:
-            raise ValueError(f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
+        require_counts(self, ("epochs", "pair_batch_size"))
+        require_counts(self, ("batch_size",), minimum=2)  # the loss compares texts within a batch
+        require_counts(self, ("seed",), minimum=0)
+        require_positive(self, ("learning_rate", "temperature", "code_scale"))
+        if self.projection_learning_rate is not None:
+            require_positive(self, ("projection_learning_rate",))
+        require_unit_interval(self, ("neighbour_share",))
+        require_non_negative(self, ("contrastive_weight",))
         if self.neighbours < 0 or self.neighbours == 1:
             raise ValueError(f"neighbours must be 0 (off) or at least 2, got {self.neighbours}")
         if self.start not in STARTS:
@@ -298,7 +294,7 @@ def train_binary_codebook(
         )
     if len(tokens) != len(targets):
         raise ValueError(f"{len(tokens)} tokenised texts but {len(targets)} targets")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(settings.seed)
     weight = torch.nn.Parameter(
@@ -489,7 +485,7 @@ def train_binary_model(
         "best_epoch": result.best_epoch,
         "binary_dtype": dtype,
         "seconds": round(time.perf_counter() - started, 1),
-        "device": str(device or default_device()),
+        "device": str(resolve_device(device)),
         "versions": versions(),
     }
     config = dataclasses.replace(model.config, binary_codebook=True, provenance=provenance, metrics={})
@@ -498,7 +494,15 @@ def train_binary_model(
     extra = {k: v for k, v in base_tensors.items() if k not in ("embeddings", "binary_embeddings")}
     extra.pop("binary_embeddings_scale", None)
     extra.update(binary_stored(result.table, dtype))
-    folder = write_model(out_folder, config, base_tensors["embeddings"], model.parts.tokenizer, extra, card=card)
+    folder = write_model(
+        out_folder,
+        config,
+        base_tensors["embeddings"],
+        model.parts.tokenizer,
+        extra,
+        card=card,
+        reranker=model.parts.reranker_path,  # the float codebook it reads is unchanged
+    )
     logger.info("wrote %s (best epoch %d of %d)", folder, result.best_epoch, settings.epochs)
     return folder
 

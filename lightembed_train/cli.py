@@ -16,6 +16,8 @@ from pathlib import Path
 
 from lightembed.errors import LightEmbedError
 
+from .checks import check_output, non_negative_int
+
 CODEBOOK_DTYPES = ("float16", "float32", "int8")  # lightembed_train.distill.DTYPES, without importing torch
 
 PROG = "lightembed-train"
@@ -36,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join([PROG, *args_list])
     try:
         return int(args.handler(args, command))
-    except (LightEmbedError, FileNotFoundError, NotADirectoryError, ValueError, ImportError) as exc:
+    except (LightEmbedError, OSError, ValueError, ImportError) as exc:  # OSError: files and folders that cannot be used
         logger.debug("failed", exc_info=True)
         message = " ".join(str(exc).split())
         print(f"{PROG}: error: {message}", file=sys.stderr)
@@ -82,6 +84,7 @@ def add_distill(subparsers: argparse._SubParsersAction) -> None:
 def _run_distill(args: argparse.Namespace, command: str) -> int:
     from .distill import distill
 
+    check_output(args.out, folder=True)
     if args.quiet:
         from transformers.utils import logging as transformers_logging
 
@@ -122,7 +125,7 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (default 4)")
     p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 256)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 3e-3)")
-    p.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="sampling and shuffling seed (default 0)")
     _add_dev_and_pairs_arguments(p)
     p.add_argument(
         "--pair-sources",
@@ -146,6 +149,7 @@ def _run_tune(args: argparse.Namespace, command: str) -> int:
         contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
         **{k: v for k, v in given.items() if v is not None},
     )
+    check_output(args.out, folder=True)
     sources = None if args.pair_sources is None else [name.strip() for name in args.pair_sources.split(",")]
     dev, pairs = _dev_and_pairs(args.data, args.no_dev, args.pairs, sources)
     folder = tune_model(
@@ -189,7 +193,9 @@ def add_adapt(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--extra", nargs="+", default=[], metavar="FILE", help="more unlabelled corpus files")
     p.add_argument("--model", default=None, help="lightembed model folder that embeds texts (default: the bundled)")
-    p.add_argument("--dims", default="16,32,64,128", help="prefix sizes to train; the full width is added")
+    p.add_argument(
+        "--dims", default=None, help="prefix sizes to train (default: 16,32,64,128 below the width); the width is added"
+    )
     p.add_argument("--hidden", type=int, default=None, help="hidden width of the MLP (default: the embedding width)")
     p.add_argument("--activation", choices=("relu", "gelu", "tanh"), default="relu", help="MLP activation")
     p.add_argument(
@@ -210,7 +216,9 @@ def add_adapt(subparsers: argparse._SubParsersAction) -> None:
         help="never keep an epoch whose full-width dev score falls more than this below the input's (default 1.0)",
     )
     p.add_argument("--dev-fraction", type=float, default=0.2, help="share of queries kept for dev (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="split, initialisation and shuffling seed (default 0)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="split, initialisation and shuffling seed (default 0)"
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--plot", default=None, metavar="PNG", help="plot the dev score against dimension (matplotlib)")
     p.add_argument("--report", default=None, metavar="JSON", help="write the settings, scores and epochs as JSON")
@@ -236,7 +244,7 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
         "full_width_tolerance": args.full_width_tolerance,
     }
     settings = AdaptSettings(
-        dims=_int_list(args.dims),
+        dims=None if args.dims is None else _int_list(args.dims),
         activation=args.activation,
         rotation=args.rotation,
         seed=args.seed,
@@ -244,6 +252,9 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
     )
     if (args.queries is None) != (args.relevance is None):
         raise ValueError("--queries and --relevance go together")
+    check_output(args.out, folder=Path(args.corpus).suffix != ".npy")
+    check_output(args.report, folder=False)
+    check_output(args.plot, folder=False)
     relevance = read_relevance(args.relevance) if args.relevance else None
     common = {
         "settings": settings,
@@ -330,7 +341,7 @@ def add_binary(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--neighbour-share", type=float, default=None, help="share of each batch made of neighbour groups (default 0.5)"
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling, start and shuffling seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="sampling, start and shuffling seed (default 0)")
     _add_dev_and_pairs_arguments(p)
     p.add_argument("--dtype", choices=CODEBOOK_DTYPES, default="int8", help="binary codebook dtype (default int8)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
@@ -360,6 +371,7 @@ def _run_binary(args: argparse.Namespace, command: str) -> int:
         contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
         **{k: v for k, v in given.items() if v is not None},
     )
+    check_output(args.out, folder=True)
     dev, pairs = _dev_and_pairs(args.data, args.no_dev, args.pairs)
     folder = train_binary_model(
         args.base,
@@ -505,6 +517,8 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
         raise FileNotFoundError(f"{data}: data folder not found (set --data or LIGHTEMBED_DATA)")
     values = {key: getattr(args, key) for key in RERANK_DEFAULTS}
     settings = RerankSettings(normalize=not args.no_normalize, pooled=args.pooled, sort_rows=args.sort_rows, **values)
+    settings.check()  # before the data and the teacher, the slow parts
+    check_output(args.out, folder=True)
     triples = rerank_data(data, lightembed.load(args.base), seed=args.seed)
     folder = train_model_reranker(
         args.base,

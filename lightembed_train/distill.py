@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -174,6 +175,8 @@ def distill(
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if dim < 1 or max_length < 1 or batch_size < 1:
         raise ValueError(f"dim, max_length and batch_size must be positive, got {dim}, {max_length} and {batch_size}")
+    if not (math.isfinite(sif_a) and sif_a > 0):
+        raise ValueError(f"the SIF coefficient must be a positive number, got {sif_a}")
     corpus_paths = [Path(p) for p in corpus_files]
     for path in corpus_paths:
         if not path.is_file():
@@ -186,8 +189,19 @@ def distill(
     if dim > teacher.hidden_size:
         raise ValueError(f"dim {dim} exceeds the teacher's hidden size {teacher.hidden_size}")
     tokenizer = load_tokenizer(tokenizer_path)
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    corpus_info: list[dict[str, Any]] = []
+    if corpus_paths:  # counted first: a corpus without tokens fails before the teacher's pass
+        counts = count_tokens(corpus_paths, tokenizer, vocab_size, progress=progress)
+        if not counts.any():
+            raise ValueError(f"the corpus files {[str(p) for p in corpus_paths]} hold no tokens")
+        probabilities = corpus_probabilities(counts)
+        corpus_info = [describe_corpus(path) for path in corpus_paths]
+        frequency = {"source": "corpus", "tokens": int(counts.sum()), "distinct_tokens": int((counts > 0).sum())}
+    else:
+        probabilities = zipf_probabilities(vocab_size)
+        frequency = {"source": "zipf (token id as rank)"}
     vectors = token_embeddings(teacher, tokenizer_path, batch_size=batch_size, progress=progress)
-    vocab_size = vectors.shape[0]
 
     special = special_token_ids(tokenizer)
     regular = np.ones(vocab_size, dtype=bool)
@@ -197,15 +211,6 @@ def distill(
     explained = float(fit.projected.var(axis=0).sum() / vectors[regular].astype(np.float64).var(axis=0).sum())
     codebook = (vectors.astype(np.float64) - fit.mean) @ fit.components.T
 
-    corpus_info: list[dict[str, Any]] = []
-    if corpus_paths:
-        counts = count_tokens(corpus_paths, tokenizer, vocab_size, progress=progress)
-        probabilities = corpus_probabilities(counts)
-        corpus_info = [describe_corpus(path) for path in corpus_paths]
-        frequency = {"source": "corpus", "tokens": int(counts.sum()), "distinct_tokens": int((counts > 0).sum())}
-    else:
-        probabilities = zipf_probabilities(vocab_size)
-        frequency = {"source": "zipf (token id as rank)"}
     weights = sif_weights(probabilities, sif_a)
     codebook *= weights[:, None]
     codebook[special] = 0.0

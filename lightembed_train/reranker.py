@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import shutil
 import sys
 import time
@@ -46,12 +47,14 @@ from lightembed.pooling import mean_pool
 from lightembed.reranker import LiteScorer, document_windows, pad_ids, save_reranker, window_counts
 from lightembed.scoring import unit_rows
 
+from .checks import require_counts, require_non_negative, require_positive, require_unit_interval
+from .device import resolve_device
 from .distill import versions
 from .evaluation.reranking import rank_by_score, ranked_average_precision
 from .evaluation.retrieval import ndcg_at_k
 from .rerank_data import DevRanking, RerankData, Triple
 from .targets import teacher_embeddings
-from .teacher import Teacher, default_device
+from .teacher import Teacher
 from .tune import TokenizedTexts, tokenize
 
 logger = logging.getLogger(__name__)
@@ -82,6 +85,17 @@ class RerankSettings:
     patience: int = 2
     seed: int = 0
     ema_decay: float = 0.0  # > 0: evaluate and export an exponential moving average of the weights
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        sizes = ("query_length", "doc_length", "max_windows", "row_hidden", "row_width", "column_hidden")
+        require_counts(self, (*sizes, "column_width", "epochs", "batch_size", "patience"))
+        require_counts(self, ("projection_dim", "seed"), minimum=0)
+        require_positive(self, ("learning_rate", "temperature"))
+        require_non_negative(self, ("kl_weight", "label_weight"))
+        require_unit_interval(self, ("ema_decay",))
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {self.activation!r}")
 
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": lambda: nn.GELU(approximate="tanh"), "tanh": nn.Tanh}
@@ -261,6 +275,8 @@ def dev_score(
         docs = tokens.subset(rows)
         cosines = pooled[rows] @ pooled[index[query.query]]
         scores = scorer.scores(table, text_ids(tokens, index[query.query]), docs.flat, docs.lengths, cosines)
+        if not np.isfinite(scores).all():
+            raise ValueError(f"the scorer gives non-finite scores on {ranking.name}: its weights overflow")
         relevance = np.asarray(query.labels, dtype=bool)[rank_by_score(scores)]
         if ranking.metric == "MAP":
             values.append(ranked_average_precision(relevance))
@@ -310,13 +326,14 @@ def train_reranker(
     `codebook`: a model that has not been tuned on the triples' pairs, whose cosines on them are not
     inflated; the dev rankings always use `codebook`, as the runtime does.
     """
+    settings.check()
     if len(triples) == 0:
         raise ValueError("no training triples")
     if teacher_scores.shape != (len(triples), 2):
         raise ValueError(f"teacher_scores must be [{len(triples)}, 2], got {teacher_scores.shape}")
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     module = LiteModule(codebook, settings).to(device)
     averaged = copy.deepcopy(module) if settings.ema_decay > 0 else module  # the weights evaluated and kept
     optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=settings.learning_rate)
@@ -359,7 +376,12 @@ def train_reranker(
                 with torch.no_grad():
                     for mean, weight in zip(averaged.parameters(), module.parameters()):
                         mean.lerp_(weight, 1.0 - settings.ema_decay)
-            total += loss.item() * len(batch)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"the training loss became {value} in epoch {epoch}: lower the learning rate (nothing was written)"
+                )
+            total += value * len(batch)
         module.eval()
         history.append(evaluate(epoch, total / len(order)))
         if not dev or history[-1]["dev"] > history[best_epoch]["dev"]:
@@ -398,6 +420,7 @@ def train_model_reranker(
     `pooled_from`: a model folder with the same vocabulary whose pooled cosines the training triples
     use (see `train_reranker`'s `training_codebook`), such as the distilled model `base` was tuned from.
     """
+    settings.check()
     started = time.perf_counter()
     model = lightembed.load(base)
     if model.config.source != "lightembed":
@@ -429,7 +452,7 @@ def train_model_reranker(
         "best_epoch": result.best_epoch,
         "history": result.history,
         "seconds": round(time.perf_counter() - started, 1),
-        "device": str(torch.device(device) if device else default_device()),
+        "device": str(resolve_device(device)),
         "versions": versions(),
     }
     return write_reranker_folder(model, out_folder, result.scorer, provenance)

@@ -40,6 +40,8 @@ def read_corpus(paths: Sequence[str | Path]) -> list[str]:
 
 def corpus_sample(paths: Sequence[str | Path], max_texts: int | None, seed: int) -> list[str]:
     """The texts of `read_corpus(paths)`, or a seeded random sample of `max_texts` of them, in corpus order."""
+    if max_texts is not None and (isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1):
+        raise ValueError(f"max_texts must be a positive integer, got {max_texts!r}")
     texts = read_corpus(paths)
     if max_texts is not None and max_texts < len(texts):
         keep = np.sort(np.random.default_rng(seed).choice(len(texts), size=max_texts, replace=False))

@@ -24,6 +24,8 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
+from .device import resolve_device
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEACHER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -63,11 +65,6 @@ def _is_default_teacher(folder: Path) -> bool:
         return folder.resolve() == default_teacher_path().resolve()
     except ImportError:
         return False
-
-
-def default_device() -> torch.device:
-    """A CUDA device when one is available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def read_pipeline(folder: Path) -> Pipeline:
@@ -114,7 +111,7 @@ class Teacher:
             raise FileNotFoundError(f"{self.model_dir / 'config.json'}: the teacher has no transformer config")
         self.name = name or (DEFAULT_TEACHER_NAME if path is None or _is_default_teacher(folder) else folder.name)
         self.license = _card_license(folder / "README.md")
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         logger.info("loading teacher %s from %s on %s", self.name, folder, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
         self.model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True)

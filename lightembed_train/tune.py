@@ -34,6 +34,7 @@ from lightembed.parallel import ordered_map
 from lightembed.scoring import unit_rows
 from lightembed.tokenize import TokenBatcher
 
+from .checks import require_counts, require_non_negative, require_positive
 from .datasets import ScoredPairs
 from .distill import DTYPES, describe_corpus, pca, storage_note, stored_codebook, versions
 from .targets import corpus_sample, teacher_embeddings
@@ -54,6 +55,15 @@ class TuneSettings:
     contrastive_weight: float = 0.0  # weight of the in-batch InfoNCE loss on positive pairs (0: off)
     temperature: float = 0.05
     pair_batch_size: int = 256
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        if not self.dims:
+            raise ValueError("dims must name at least one prefix size")
+        require_counts(self, ("epochs", "batch_size", "pair_batch_size"))
+        require_counts(self, ("seed",), minimum=0)
+        require_positive(self, ("learning_rate", "temperature"))
+        require_non_negative(self, ("contrastive_weight",))
 
 
 @dataclass(frozen=True)
@@ -227,14 +237,16 @@ def tune_codebook(
     """
     if len(tokens) != len(targets):
         raise ValueError(f"{len(tokens)} tokenised texts but {len(targets)} targets")
-    if max(settings.dims) > table.shape[1] or min(settings.dims) < 1:
-        raise ValueError(f"prefix sizes {settings.dims} must lie in [1, {table.shape[1]}]")
+    settings.check()
+    check_dims(settings.dims, table.shape[1])
+    trainable = np.flatnonzero(tokens.lengths > 0)
+    if not len(trainable):
+        raise ValueError("no corpus text has a token the model knows: nothing to tune on")
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(settings.seed)
     weight = torch.nn.Parameter(torch.as_tensor(np.asarray(table, dtype=np.float32)).clone())
     optimizer = torch.optim.Adam([weight], lr=settings.learning_rate)
     target_tensor = torch.as_tensor(targets, dtype=torch.float32)
-    trainable = np.flatnonzero(tokens.lengths > 0)
     contrastive = pairs is not None and len(pairs) > 1 and settings.contrastive_weight > 0
     pair_batches = pairs.batches(settings.pair_batch_size, generator) if contrastive else None
 
@@ -275,6 +287,12 @@ def _pair_loss(weight: torch.Tensor, pairs: PairTokens, rows: np.ndarray, settin
     return matryoshka_info_nce(left, right, settings.dims, settings.temperature)
 
 
+def check_dims(dims: Sequence[int], width: int) -> None:
+    """Matryoshka prefix sizes must lie in [1, width]."""
+    if max(dims) > width or min(dims) < 1:
+        raise ValueError(f"prefix sizes {tuple(dims)} must lie in [1, {width}]")
+
+
 def check_base(model: LightEmbed) -> None:
     """Tuning learns the codebook rows directly: the base must be a plain codebook model."""
     parts = model.parts
@@ -306,9 +324,11 @@ def tune_model(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    settings.check()
     started = time.perf_counter()
     model = lightembed.load(base)
     check_base(model)
+    check_dims(settings.dims, model.config.dim)  # before the teacher's pass, the slow part
     texts = corpus_sample(corpus_files, max_texts, settings.seed)
     teacher = Teacher(teacher_path, device=device)
     teacher_started = time.perf_counter()
@@ -342,7 +362,11 @@ def tune_model(
         "device": str(teacher.device),
         "versions": versions(),
     }
-    config = dataclasses.replace(model.config, provenance=provenance, metrics={})
+    if model.config.reranker or model.config.binary_codebook:
+        logger.info("the base model's reranker and binary codebook fit the old codebook: the tuned model has neither")
+    config = dataclasses.replace(
+        model.config, reranker=False, binary_codebook=False, token_weights=False, provenance=provenance, metrics={}
+    )
     folder = write_model(out_folder, config, table, model.parts.tokenizer, extra, card=tune_card(config))
     logger.info("wrote %s (best epoch %d of %d)", folder, result.best_epoch, settings.epochs)
     return folder

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tiny import WORDS, write_tiny_model
+from tiny import WORDS, add_reranker, write_tiny_model
 
 import lightembed
 from lightembed.scoring import unit_rows
@@ -35,7 +35,7 @@ from lightembed_train.adapt import (
     similarity_distillation_loss,
     train_adaptor,
 )
-from lightembed_train.adapt_fit import adapt_model, fit_adaptor, pooled_vectors, read_relevance
+from lightembed_train.adapt_fit import adapt_model, fit_adaptor, pooled_vectors, read_relevance, score_table
 from lightembed_train.cli import main
 
 FAST = AdaptSettings(
@@ -237,6 +237,30 @@ def test_model_folder_round_trip(tmp_path: Path) -> None:
     assert "Matryoshka adaptor" in (folder / "README.md").read_text()
     with pytest.raises(ValueError, match="already has an adaptor"):
         adapt_model(folder, corpus, tmp_path / "again", settings=settings, progress=False)
+
+
+def test_adapting_a_model_with_a_reranker_keeps_it(tmp_path: Path) -> None:
+    base = add_reranker(write_tiny_model(tmp_path / "base", dim=16))
+    rng = np.random.default_rng(0)
+    corpus = [" ".join(rng.choice(WORDS, size=rng.integers(1, 6))) for _ in range(200)]
+    settings = AdaptSettings(dims=(4, 8), epochs=1, supervised_epochs=0, batch_size=64)
+    folder, _ = adapt_model(base, corpus, tmp_path / "adapted", settings=settings, progress=False)
+    adapted, original = lightembed.load(folder), lightembed.load(base)
+    assert adapted.config.reranker
+    docs = ["the cat sat", "a dog ran", "piano"]
+    assert adapted.rerank("the cat", docs) == original.rerank("the cat", docs)
+
+
+def test_a_corpus_too_small_to_hold_out_reports_no_dev_score() -> None:
+    corpus = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    result = fit_adaptor(corpus, settings=AdaptSettings(dims=(4,), epochs=1, supervised_epochs=0), progress=False)
+    assert result.metric.startswith("no dev score")
+    assert score_table(result) == f"{result.metric}: every stage kept its last epoch"
+
+
+def test_default_prefix_sizes_are_those_below_the_width() -> None:
+    assert AdaptSettings().prefix_sizes(48) == (16, 32, 48)
+    assert AdaptSettings().prefix_sizes(384) == (16, 32, 64, 128, 384)
 
 
 def test_model_with_a_projection_keeps_it_under_the_rotation(tmp_path: Path) -> None:

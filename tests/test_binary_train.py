@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("scipy")
 
 from scipy.stats import spearmanr
-from tiny import WORDS, tiny_codebook, write_tiny_model
+from tiny import WORDS, add_reranker, tiny_codebook, write_tiny_model
 
 import lightembed
 from lightembed.binary import hamming_similarity, pack_signs, unpack_signs
@@ -237,6 +237,17 @@ def trained_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     settings = BinarySettings(bits=24, prefixes=(8, 24), epochs=2, batch_size=64, learning_rate=3e-3)
     out = train_binary_model(base, [corpus], root / "binary", settings=settings, progress=False, command="test")
     return base, out
+
+
+def test_binary_codes_for_a_model_with_a_reranker_keep_it(tmp_path: Path) -> None:
+    base = add_reranker(write_tiny_model(tmp_path / "base", dim=8, matryoshka_dims=(4,)), dim=8)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(random_texts(100, 3)) + "\n", encoding="utf-8")
+    settings = BinarySettings(bits=16, prefixes=(16,), epochs=1, batch_size=32)
+    out = train_binary_model(base, [corpus], tmp_path / "binary", settings=settings, progress=False)
+    model, original = lightembed.load(out), lightembed.load(base)
+    assert model.config.reranker and model.config.binary_codebook
+    assert model.rerank("the cat", ["a cat sat", "piano"]) == original.rerank("the cat", ["a cat sat", "piano"])
 
 
 def test_exported_folder_round_trip(trained_folder: tuple[Path, Path]) -> None:

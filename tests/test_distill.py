@@ -286,3 +286,11 @@ def test_real_teacher_token_vectors() -> None:
     np.testing.assert_allclose(
         teacher.token_vectors(ids), teacher.encode(["cat", "guitar"], normalize=False), rtol=1e-4, atol=1e-5
     )
+
+
+def test_distill_refuses_a_corpus_without_tokens(tiny_teacher: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="hold no tokens"):
+        distill(tiny_teacher, tmp_path / "model", dim=8, corpus_files=[empty], progress=False)
+    assert not (tmp_path / "model").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
-from tiny import SPECIALS, WORDS, tiny_codebook, tiny_tokenizer, write_tiny_model
+from tiny import SPECIALS, WORDS, add_reranker, tiny_codebook, tiny_tokenizer, write_tiny_model
 from tokenizers import Tokenizer, models
 
 import lightembed
@@ -111,6 +111,25 @@ def test_write_read_round_trip_keeps_float32(tmp_path: Path) -> None:
     parts = read_model(folder)
     assert parts.embeddings.dtype == np.float32
     np.testing.assert_array_equal(parts.embeddings, table)
+
+
+def test_a_failed_write_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    folder = write_tiny_model(tmp_path / "m")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    declares_weights = ModelConfig(dim=16, vocab_size=V, token_weights=True)  # but writes no token_weights
+    with pytest.raises(ModelFormatError, match="token_weights"):
+        write_model(folder, declares_weights, tiny_codebook().astype(np.float16), tiny_tokenizer())
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert [path.name for path in tmp_path.iterdir()] == ["m"]  # no staging folder left behind
+    with pytest.raises(ValueError, match="pass the reranker file"):
+        write_model(folder, ModelConfig(dim=16, vocab_size=V, reranker=True), tiny_codebook(), tiny_tokenizer())
+
+
+def test_rewriting_a_folder_without_its_reranker_removes_the_old_scorer(tmp_path: Path) -> None:
+    folder = add_reranker(write_tiny_model(tmp_path / "m"))
+    config = ModelConfig(dim=16, vocab_size=V, ignore_token_ids=(0, 1))
+    write_model(folder, config, tiny_codebook().astype(np.float16), tiny_tokenizer())
+    assert not (folder / "reranker.safetensors").exists() and not lightembed.load(folder).config.reranker
 
 
 def test_config_to_dict_and_back(tmp_path: Path) -> None:

@@ -257,6 +257,18 @@ def test_search_records_failures_and_honours_max_trials() -> None:
     assert result.best[0] in fast_grid()[:5]
 
 
+def test_search_limits_are_checked_and_a_time_limit_still_runs_one_recipe() -> None:
+    data, _ = planted(40)
+    m = Moments(group_stats(data))
+    scorer = RetrievalScorer(data.vectors, data.groups)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="max_trials"):
+            search(fast_grid(), m, scorer, [DIM], max_trials=bad)
+    with pytest.raises(ValueError, match="time_limit"):
+        search(fast_grid(), m, scorer, [DIM], time_limit=-1)
+    assert len(search(fast_grid(), m, scorer, [DIM], time_limit=0).trials) == 1
+
+
 def test_zoom_scores_the_best_recipes_between_the_neighbouring_widths() -> None:
     data, _ = planted(60)
     m = Moments(group_stats(data))

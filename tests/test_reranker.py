@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
-from tiny import SPECIALS, WORDS, write_tiny_model
+from tiny import SPECIALS, WORDS, add_reranker, random_scorer, write_tiny_model
 
 import lightembed
 from lightembed import ModelFormatError
@@ -34,33 +34,6 @@ DOCS = [
     "xyzzy plugh",
     "a dog ran in the park and the cat sat on the mat by the big red car",
 ]
-
-
-def random_scorer(
-    query_length: int = 4,
-    doc_length: int = 3,
-    max_windows: int = 3,
-    *,
-    projection: int = 5,
-    pooled: bool = True,
-    sort_rows: bool = False,
-) -> LiteScorer:
-    rng = np.random.default_rng(1)
-
-    def layer(out: int, inp: int) -> tuple[np.ndarray, np.ndarray]:
-        return rng.standard_normal((out, inp)).astype(np.float32), rng.standard_normal(out).astype(np.float32)
-
-    return LiteScorer(
-        row=(layer(6, doc_length), layer(2, 6)),
-        column=(layer(5, query_length), layer(3, 5)),
-        output=layer(1, 2 * 3 + int(pooled)),
-        projection=rng.standard_normal((projection, 16)).astype(np.float32) if projection else None,
-        activation="relu",
-        normalize=True,
-        max_windows=max_windows,
-        pooled=pooled,
-        sort_rows=sort_rows,
-    )
 
 
 def reference_score(scorer: LiteScorer, codebook: np.ndarray, query: list[int], doc: list[int]) -> float:
@@ -103,11 +76,7 @@ def ids(text: str) -> list[int]:
 
 @pytest.fixture()
 def learned_dir(tmp_path: Path) -> Path:
-    folder = write_tiny_model(tmp_path / "model")
-    save_reranker(folder / "reranker.safetensors", random_scorer(), 16)
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "reranker": True}))
-    return folder
+    return add_reranker(write_tiny_model(tmp_path / "model"))
 
 
 # --------------------------------------------------------------------- windows and padding

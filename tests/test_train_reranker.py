@@ -274,3 +274,41 @@ def test_cli_trains_and_writes_a_folder(
 def test_cli_reports_a_missing_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert train_main(["reranker", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "none")]) == 2
     assert "data folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "setting"),
+    [
+        ("--epochs", "-2", "epochs"),
+        ("--batch-size", "0", "batch_size"),
+        ("--query-length", "0", "query_length"),
+        ("--projection-dim", "-1", "projection_dim"),
+        ("--ema-decay", "2", "ema_decay"),
+        ("--ema-decay", "nan", "ema_decay"),
+        ("--kl-weight", "nan", "kl_weight"),
+        ("--lr", "0", "learning_rate"),
+    ],
+)
+def test_cli_rejects_settings_before_reading_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, setting: str
+) -> None:
+    args = ["reranker", "--out", str(tmp_path / "x"), "--data", str(tmp_path), flag, value]
+    assert train_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lightembed-train: error: ") and setting in err and err.count("\n") == 1
+
+
+def test_cli_rejects_a_negative_seed_and_an_unknown_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_main(["reranker", "--out", str(tmp_path / "x"), "--data", str(tmp_path), "--seed", "-1"]) == 2
+    assert "seed must be an integer of at least 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_main(["tune", "--corpus", "c.txt", "--out", str(tmp_path / "x"), "--seed", "-1"])
+    assert "argument --seed: must be an integer of at least 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown torch device 'foo'"):
+        train_reranker(**planted_training(lightembed.load(), SMALL), device="foo", progress=False)
+
+
+def test_a_diverging_run_stops_with_an_error(tiny: lightembed.LightEmbed) -> None:
+    settings = dataclasses.replace(SMALL, epochs=1, learning_rate=1e30)
+    with pytest.raises(ValueError, match="training loss became nan in epoch 1"):
+        train_reranker(**planted_training(tiny, settings), device="cpu", progress=False)

@@ -47,6 +47,11 @@ def test_output_beyond_float32_raises_and_huge_rows_normalise() -> None:
     np.testing.assert_allclose(out, np.full((1, 6), 1 / np.sqrt(6)), rtol=1e-6)
 
 
+def test_save_to_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is a folder"):
+        save_transform(tmp_path, full_transform())
+
+
 def test_round_trip(tmp_path: Path) -> None:
     path = save_transform(tmp_path / "t.safetensors", full_transform("gelu", normalize=True))
     loaded = load_transform(path)

@@ -4,6 +4,7 @@ codebook, the end-to-end run with a tiny teacher, its cache, and the CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("scipy")
 
-from tiny import WORDS, tiny_codebook
+from tiny import WORDS, add_reranker, tiny_codebook
 
 import lightembed
 from lightembed.scoring import unit_rows
 from lightembed_train import targets as targets_module
+from lightembed_train import tune as tune_module
 from lightembed_train.datasets import ScoredPairs
 from lightembed_train.distill import distill
 from lightembed_train.tune import (
@@ -177,6 +179,45 @@ def test_tune_model_end_to_end_and_cache(
     monkeypatch.setattr(targets_module.Teacher, "encode", no_teacher)
     again = tune_model(base_model, [corpus], tmp_path / "again", progress=False, **kwargs)
     np.testing.assert_array_equal(lightembed.load(again).parts.embeddings, model.parts.embeddings)
+
+
+def test_tuning_a_model_with_a_reranker_drops_it(
+    base_model: Path, tiny_teacher: Path, corpus: Path, tmp_path: Path
+) -> None:
+    base = shutil.copytree(base_model, tmp_path / "base")
+    add_reranker(base, dim=8)
+    settings = TuneSettings(dims=(4, 8), epochs=1, batch_size=2)
+    out = tune_model(base, [corpus], tmp_path / "tuned", teacher_path=tiny_teacher, settings=settings, progress=False)
+    assert not lightembed.load(out).config.reranker and not (out / "reranker.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (TuneSettings(batch_size=-5), "batch_size"),
+        (TuneSettings(epochs=-1), "epochs"),
+        (TuneSettings(learning_rate=float("nan")), "learning_rate"),
+        (TuneSettings(dims=(4, 99)), r"prefix sizes \(4, 99\) must lie in \[1, 8\]"),
+    ],
+)
+def test_tune_checks_settings_before_the_teacher(
+    base_model: Path,
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: TuneSettings,
+    message: str,
+) -> None:
+    monkeypatch.setattr(tune_module, "Teacher", lambda *a, **k: pytest.fail("the teacher was loaded"))
+    with pytest.raises(ValueError, match=message):
+        tune_model(base_model, [corpus], tmp_path / "tuned", settings=settings, progress=False)
+
+
+def test_tune_needs_texts_with_known_tokens(tiny: lightembed.LightEmbed) -> None:
+    tokens = tokenize(tiny, ["xyzzy", "plugh"])
+    table = tiny.parts.embeddings.astype(np.float32)
+    with pytest.raises(ValueError, match="no corpus text has a token the model knows"):
+        tune_codebook(table, tokens, np.zeros((2, 16), np.float32), [], TuneSettings(dims=(8,)), progress=False)
 
 
 def test_cli_tune(base_model: Path, tiny_teacher: Path, corpus: Path, tmp_path: Path, capsys) -> None:

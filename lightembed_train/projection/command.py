@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_output, non_negative_int
 from .data import GroupedVectors, from_groups, from_pairs
 from .fit import FitReport, fit_projection, three_way_split
 
@@ -121,6 +122,9 @@ def run_project(args: argparse.Namespace, command: str) -> int:
         raise ValueError("give either --groups FILE or --pairs FILE")
     if args.ids and not args.embeddings:
         raise ValueError("--ids goes with --embeddings")
+    check_output(args.out, folder=bool(args.model))
+    check_output(args.transform, folder=False)
+    check_output(args.report, folder=False)
     split = _fractions(args.split)
     data, what = load_items(args)
     train, val, test = three_way_split(data, split, args.seed)
@@ -213,5 +217,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     search.add_argument("--split", default="0.7,0.15,0.15", help="train,val[,test] fractions of the groups")
     search.add_argument("--max-trials", type=int, default=None, help="stop the search after this many recipes")
     search.add_argument("--time-limit", type=float, default=None, help="stop the search after this many seconds")
-    search.add_argument("--seed", type=int, default=0, help="split and search order seed (default 0)")
+    search.add_argument("--seed", type=non_negative_int, default=0, help="split and search order seed (default 0)")
     search.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")

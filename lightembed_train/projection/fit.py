@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from .data import GroupedVectors, from_groups, from_pairs, split_groups
 from .export import Projection
 from .grid import named_grid
@@ -32,13 +33,6 @@ from .stats import Moments, group_stats, pair_stats
 logger = logging.getLogger(__name__)
 
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
-
-
-def pick_device(device: torch.device | str | None = None) -> torch.device:
-    """`device`, else CUDA when available, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def moments_of(data: GroupedVectors, negatives: int = 0, device: torch.device | None = None) -> Moments:
@@ -138,7 +132,9 @@ def fit_projection(
         raise ValueError(f"dim must be between 1 and the vectors' width {train.dim}, got {dim!r}")
     if train.dim != val.dim or (test is not None and test.dim != train.dim):
         raise ValueError("train, val and test vectors must have the same width")
-    device = pick_device(device)
+    if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
+        raise ValueError(f"negatives must be an integer of at least 0, got {negatives!r}")
+    device = resolve_device(device)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 

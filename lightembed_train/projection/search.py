@@ -167,6 +167,10 @@ def search(
     usable = [recipe for recipe in grid if moments.negative is not None or not recipe.needs_negatives]
     if not usable:
         raise ValueError("no recipe of the grid can run (they all need negatives)")
+    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1):
+        raise ValueError(f"max_trials must be a positive integer or None, got {max_trials!r}")
+    if time_limit is not None and not time_limit >= 0:
+        raise ValueError(f"time_limit must be a number of seconds of at least 0, got {time_limit!r}")
     schedule = Schedule(usable, seed)
     result = SearchResult()
     cache: dict = {}
@@ -175,7 +179,8 @@ def search(
     best = -math.inf
     with tqdm(total=total, desc="projections", unit="fit", disable=not progress, file=sys.stderr) as bar:
         for recipe in schedule:
-            if len(result.trials) >= total or (time_limit is not None and time.perf_counter() - started > time_limit):
+            out_of_time = time_limit is not None and time.perf_counter() - started > time_limit
+            if len(result.trials) >= total or (result.trials and out_of_time):  # always at least one recipe
                 break
             tic = time.perf_counter()
             try:

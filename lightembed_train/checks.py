@@ -1,0 +1,70 @@
+"""Range checks of training settings: the first bad setting is named before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def require_counts(settings: Any, names: Iterable[str], minimum: int = 1) -> None:
+    """Each named setting is an integer of at least `minimum`."""
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+
+
+def require_positive(settings: Any, names: Iterable[str]) -> None:
+    """Each named setting is a finite number above 0."""
+    for name in names:
+        value = getattr(settings, name)
+        if not _finite(value) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def require_non_negative(settings: Any, names: Iterable[str]) -> None:
+    """Each named setting is a finite number of at least 0."""
+    for name in names:
+        value = getattr(settings, name)
+        if not _finite(value) or not value >= 0:
+            raise ValueError(f"{name} must be a number of at least 0, got {value!r}")
+
+
+def require_unit_interval(settings: Any, names: Iterable[str]) -> None:
+    """Each named setting lies in [0, 1)."""
+    for name in names:
+        value = getattr(settings, name)
+        if not _finite(value) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0 (seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 0, got {text!r}")
+    return value
+
+
+def check_output(path: str | Path | None, *, folder: bool) -> None:
+    """Fail early, before any training, when `path` cannot be the output folder (or file) asked for."""
+    if path is None:
+        return
+    target = Path(path)
+    if folder and target.exists() and not target.is_dir():
+        raise ValueError(f"{target}: exists and is not a folder; the output is a model folder")
+    if not folder and target.is_dir():
+        raise ValueError(f"{target}: is a folder; the output is a file")
+    parent = next((p for p in target.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{target}: {parent} is a file, so nothing can be written under it")

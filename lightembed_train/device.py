@@ -1,0 +1,18 @@
+"""The torch device a training step runs on: the one asked for, checked, else CUDA when present, else the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """`device` checked (a clear ValueError for an unknown name or a missing CUDA), else the default."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown torch device {device!r} (for example 'cpu', 'cuda', 'cuda:1')") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: this torch build or machine has no CUDA; use 'cpu'")
+    return resolved
