@@ -41,10 +41,15 @@ def resolve_model(
     the form `owner/repo` is fetched from the Hugging Face Hub into its standard cache (only
     the model-folder files), or taken from that cache when offline.
     """
+    if name is not None and not str(name).strip():
+        raise ModelNotFoundError("empty model name (give None or 'default' for the bundled model)")
+    local = name is None or name == DEFAULT_MODEL or Path(name).expanduser().exists()
+    if local and revision is not None:
+        raise ValueError(
+            f"revision {revision!r} applies to Hub repositories (owner/name), not to {name or DEFAULT_MODEL!r}"
+        )
     if name is None or name == DEFAULT_MODEL:
         return bundled_model_path()
-    if not str(name).strip():
-        raise ModelNotFoundError("empty model name (give None or 'default' for the bundled model)")
     path = Path(name).expanduser()
     if path.exists():
         return path

@@ -124,6 +124,12 @@ def test_cached_commit_loads_without_network_when_online(hub_cache: Path) -> Non
     assert pinned.path == hub_cache / "models--owner--name" / "snapshots" / HASH_OLD
 
 
+def test_revision_of_a_local_model_is_an_error(tiny_dir: Path) -> None:
+    for name in (None, "default", tiny_dir):
+        with pytest.raises(ValueError, match="applies to Hub repositories"):
+            lightembed.load(name, revision="main")
+
+
 def test_empty_name_and_non_bool_binary(tiny_dir: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="empty model name"):
         lightembed.load("")
