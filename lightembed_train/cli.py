@@ -84,7 +84,7 @@ def add_distill(subparsers: argparse._SubParsersAction) -> None:
 def _run_distill(args: argparse.Namespace, command: str) -> int:
     from .distill import distill
 
-    check_output(args.out, folder=True)
+    _check_early(args, folder=True)
     if args.quiet:
         from transformers.utils import logging as transformers_logging
 
@@ -149,7 +149,7 @@ def _run_tune(args: argparse.Namespace, command: str) -> int:
         contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
         **{k: v for k, v in given.items() if v is not None},
     )
-    check_output(args.out, folder=True)
+    _check_early(args, folder=True)
     sources = None if args.pair_sources is None else [name.strip() for name in args.pair_sources.split(",")]
     dev, pairs = _dev_and_pairs(args.data, args.no_dev, args.pairs, sources)
     folder = tune_model(
@@ -252,7 +252,7 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
     )
     if (args.queries is None) != (args.relevance is None):
         raise ValueError("--queries and --relevance go together")
-    check_output(args.out, folder=Path(args.corpus).suffix != ".npy")
+    _check_early(args, folder=Path(args.corpus).suffix != ".npy")
     check_output(args.report, folder=False)
     check_output(args.plot, folder=False)
     relevance = read_relevance(args.relevance) if args.relevance else None
@@ -371,7 +371,7 @@ def _run_binary(args: argparse.Namespace, command: str) -> int:
         contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
         **{k: v for k, v in given.items() if v is not None},
     )
-    check_output(args.out, folder=True)
+    _check_early(args, folder=True)
     dev, pairs = _dev_and_pairs(args.data, args.no_dev, args.pairs)
     folder = train_binary_model(
         args.base,
@@ -518,7 +518,7 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
     values = {key: getattr(args, key) for key in RERANK_DEFAULTS}
     settings = RerankSettings(normalize=not args.no_normalize, pooled=args.pooled, sort_rows=args.sort_rows, **values)
     settings.check()  # before the data and the teacher, the slow parts
-    check_output(args.out, folder=True)
+    _check_early(args, folder=True)
     triples = rerank_data(data, lightembed.load(args.base), seed=args.seed)
     folder = train_model_reranker(
         args.base,
@@ -534,6 +534,14 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
     )
     print(folder)
     return 0
+
+
+def _check_early(args: argparse.Namespace, *, folder: bool) -> None:
+    """The output path and the torch device, checked before any data is read or the teacher runs."""
+    from .device import resolve_device
+
+    check_output(args.out, folder=folder)
+    resolve_device(args.device)
 
 
 def _doublings(first: int, last: int) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import check_output, non_negative_int
+from ..device import resolve_device
 from .data import GroupedVectors, from_groups, from_pairs
 from .fit import FitReport, fit_projection, three_way_split
 
@@ -125,6 +126,7 @@ def run_project(args: argparse.Namespace, command: str) -> int:
     check_output(args.out, folder=bool(args.model))
     check_output(args.transform, folder=False)
     check_output(args.report, folder=False)
+    resolve_device(args.device)
     split = _fractions(args.split)
     data, what = load_items(args)
     train, val, test = three_way_split(data, split, args.seed)
