@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import save_file
 from tokenizers import Tokenizer
 
 from .config import ModelConfig
 from .errors import ModelFormatError, ModelNotFoundError
 from .reranker import LiteScorer, load_reranker
-from .tensorfile import read_tensor_file
+from .tensorfile import read_tensor_file, write_tensor_file
 from .transform import FLOAT_DTYPES, Transform, finite_float_tensor, parse_transform, transform_keys
 
 CONFIG_FILE = "config.json"
@@ -223,7 +222,7 @@ def write_model(
         tensors = {"embeddings": np.ascontiguousarray(embeddings)}
         for name, value in (extra_tensors or {}).items():
             tensors[name] = np.ascontiguousarray(value)
-        save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "lightembed"})
+        write_tensor_file(staging / WEIGHTS_FILE, tensors, {"format": "lightembed"})
         tokenizer.save(str(staging / TOKENIZER_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
         if card is not None:

@@ -35,12 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import save_file
 
 from .errors import ModelFormatError
 from .pooling import mean_pool
 from .scoring import unit_rows
-from .tensorfile import read_tensor_file
+from .tensorfile import read_tensor_file, write_tensor_file
 from .transform import ACTIVATION_FUNCTIONS, Layer, _layer, finite_float_tensor
 
 RERANKER_FORMAT = "lightembed-reranker"
@@ -277,7 +276,7 @@ def save_reranker(path: str | Path, scorer: LiteScorer, dim: int | None = None) 
     path = Path(path)
     staging = path.with_name(f".{path.name}.part")
     try:
-        save_file(scorer.tensors(), str(staging), metadata=scorer.metadata())
+        write_tensor_file(staging, scorer.tensors(), scorer.metadata())
         load_reranker(staging, dim)
         os.replace(staging, path)
     finally:

@@ -1,11 +1,13 @@
-"""Reading one safetensors file with clear errors (nothing is unpickled or executed)."""
+"""Reading one safetensors file with clear errors (nothing is unpickled or executed), and writing one."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from .errors import ModelFormatError
 
@@ -37,3 +39,16 @@ def read_tensor_file(
         if metadata.get("format_version") != version:
             raise ModelFormatError(f"{path}: unsupported format_version {metadata.get('format_version')!r}")
     return metadata, tensors
+
+
+def write_tensor_file(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write a safetensors file readable as any new file is (safetensors alone makes it private, 0600)."""
+    save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, usual_file_mode())
+
+
+def usual_file_mode() -> int:
+    """The mode a newly created file gets under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import parquetio
 from .errors import LightEmbedError
+from .tensorfile import usual_file_mode
 
 FORMATS = ("text", "jsonl", "csv", "parquet")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -284,7 +285,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temp = Path(name)
     try:
         yield temp
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
+        os.chmod(temp, usual_file_mode())  # mkstemp makes the file private; give it the usual mode
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -294,12 +295,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def _is_special(path: str | os.PathLike[str]) -> bool:
     """Whether `path` exists and is something other than a regular file or a folder (a device, a pipe)."""
     return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @contextmanager

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import save_file
 
 from .errors import ModelFormatError
 from .scoring import unit_rows
-from .tensorfile import read_tensor_file
+from .tensorfile import read_tensor_file, write_tensor_file
 
 TRANSFORM_FORMAT = "lightembed-transform"
 TRANSFORM_VERSION = "1"
@@ -175,7 +174,7 @@ def save_transform(path: str | Path, transform: Transform, metadata: Mapping[str
         "activation": transform.activation,
         "normalize": "true" if transform.normalize else "false",
     }
-    save_file(transform.tensors(), str(path), metadata=metadata)
+    write_tensor_file(path, transform.tensors(), metadata)
     load_transform(path)
     return path
 

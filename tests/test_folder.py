@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -17,6 +18,7 @@ from tokenizers import Tokenizer, models
 import lightembed
 from lightembed import ModelFormatError, read_model, write_model
 from lightembed.config import AdaptorConfig, ModelConfig
+from lightembed.tensorfile import usual_file_mode
 
 VOCAB = {token: i for i, token in enumerate(SPECIALS + WORDS)}
 V = len(VOCAB)
@@ -130,6 +132,12 @@ def test_rewriting_a_folder_without_its_reranker_removes_the_old_scorer(tmp_path
     config = ModelConfig(dim=16, vocab_size=V, ignore_token_ids=(0, 1))
     write_model(folder, config, tiny_codebook().astype(np.float16), tiny_tokenizer())
     assert not (folder / "reranker.safetensors").exists() and not lightembed.load(folder).config.reranker
+
+
+def test_written_files_get_the_usual_mode(tmp_path: Path) -> None:
+    folder = add_reranker(write_tiny_model(tmp_path / "m"))
+    for path in folder.iterdir():
+        assert os.stat(path).st_mode & 0o777 == usual_file_mode(), path.name
 
 
 def test_config_to_dict_and_back(tmp_path: Path) -> None:
