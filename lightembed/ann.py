@@ -1,8 +1,9 @@
 """Candidate pairs from an approximate nearest-neighbour index: usearch (extra `lightembed[ann]`).
 
-Each item asks the index for its `neighbours` nearest items; pairs the index reports at or near
-the threshold are re-scored exactly with numpy, so every kept pair has the same score as in the
-exact search. An item with more near-duplicates than `neighbours` can miss some of them.
+Each item asks the index for its `neighbours` nearest items, and for more while the farthest of
+them is still at the threshold; pairs the index reports at or near the threshold are re-scored
+exactly with numpy, so every kept pair has the same score as in the exact search. The index is
+built on every core, so its neighbours, and rarely the pairs found, can differ from run to run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ SLACK = 1e-3  # index scores are computed in another order of sums: re-check tho
 
 
 def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32, bits: int | None = None) -> Pairs:
-    """Pairs at or above `threshold` among each row's `neighbours` nearest rows in a usearch HNSW index."""
+    """Pairs at or above `threshold` among each row's nearest rows in a usearch HNSW index.
+
+    Each row asks for its `neighbours` nearest rows; a row whose answer is full and still at the
+    threshold at its far end asks again for four times as many, until it is not (or asks for all).
+    """
     try:
         from usearch.index import Index
     except ImportError:
@@ -30,18 +35,35 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32, bi
         return Pairs.empty()
     index = Index(ndim=vectors.shape[1], metric="ip", dtype="f32")
     index.add(np.arange(n, dtype=np.uint64), vectors)
-    k = min(neighbours + 1, n)
     parts = []
     for start, stop in blocks(n, SEARCH_BLOCK):
-        found = index.search(vectors[start:stop], k)
-        keys = np.asarray(found.keys, dtype=np.int64).reshape(stop - start, -1)
-        sims = 1.0 - np.asarray(found.distances, dtype=np.float32).reshape(stop - start, -1)
-        counts = np.asarray(found.counts).reshape(-1)
-        rows = np.arange(start, stop)[:, None]
-        valid = (np.arange(keys.shape[1])[None, :] < counts[:, None]) & (keys != rows) & (sims >= threshold - SLACK)
-        r, c = np.nonzero(valid)
-        a, b = rows[r, 0], keys[r, c]
-        score = paired_similarity(vectors[a], vectors[b], bits)
-        keep = at_least(score, threshold)
-        parts.append(Pairs(np.maximum(a, b)[keep], np.minimum(a, b)[keep], score[keep]))
+        rows, k = np.arange(start, stop), min(neighbours + 1, n)
+        while len(rows):
+            keys, sims, counts = _search(index, vectors[rows], k)
+            near = sims >= threshold - SLACK
+            valid = (np.arange(k)[None, :] < counts[:, None]) & (keys != rows[:, None]) & near
+            # A full answer whose farthest row is still near the threshold may have missed rows.
+            again = (counts == k) & near[:, -1] if k < n else np.zeros(len(rows), dtype=bool)
+            valid[again] = False
+            r, c = np.nonzero(valid)
+            a, b = rows[r], keys[r, c]
+            score = paired_similarity(vectors[a], vectors[b], bits)
+            keep = at_least(score, threshold)
+            parts.append(Pairs(np.maximum(a, b)[keep], np.minimum(a, b)[keep], score[keep]))
+            rows, k = rows[again], min(4 * k, n)
     return Pairs.concat(parts)
+
+
+def _search(index: object, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour ids [m, k], similarities [m, k] and the number found per query [m]."""
+    found = index.search(queries, k)
+    keys = np.full((len(queries), k), -1, dtype=np.int64)
+    sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    if len(queries) == 1:  # usearch answers a single query with Matches, which has no counts
+        counts = np.array([len(found.keys)])
+    else:
+        counts = np.asarray(found.counts, dtype=np.int64).reshape(-1)
+    width = min(k, np.asarray(found.keys).reshape(len(queries), -1).shape[1])
+    keys[:, :width] = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)[:, :width]
+    sims[:, :width] = 1.0 - np.asarray(found.distances, dtype=np.float32).reshape(len(queries), -1)[:, :width]
+    return keys, sims, counts

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (UsageError, LightEmbedError, ValueError, TypeError, NotImplementedError, OSError) as exc:
+    except (UsageError, LightEmbedError, ValueError, TypeError, NotImplementedError, OSError, ImportError) as exc:
         print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
     return 0
@@ -443,12 +443,13 @@ def run_dedup(args: argparse.Namespace) -> None:
     model, spec = _load(args), _spec(args)
     search = SearchOptions(mode=args.mode, clusters=args.clusters, probes=args.probes, seed=args.seed)
     textio.input_format(spec)
-    if args.work_dir is not None and spec.is_stdin:
-        raise UsageError("--work-dir needs an input file: stdin cannot be read again to resume")
+    streamed = jobs.needs_spool(spec)
+    if args.work_dir is not None and streamed:
+        raise UsageError("--work-dir needs an input file: stdin or a pipe cannot be read again to resume")
     start = time.perf_counter()
     with jobs.work_folder(args.work_dir) as folder:
-        if spec.is_stdin:
-            spec = replace(spec, path=str(jobs.spool_stdin(folder)), label="<stdin>")
+        if streamed:
+            spec = replace(spec, path=str(jobs.spool(folder, spec)), label=spec.name)
         job = jobs.Job(folder, spec, model, chunk_rows=args.chunk_size, progress=_progress(args))
         result = job.deduplicate(args.threshold, search)
         jobs.write_kept(spec, result, args.output, args.report)

@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from .checks import check_threshold
+from .checks import check_threshold, positive_int
 from .dedup import (
     DedupResult,
+    SearchOptions,
     first_copies_of_hashes,
     greedy_from_pairs,
     result_from_matches,
@@ -164,6 +165,9 @@ def deduplicate(
     tasks (default: one per partition, at least 2).
     """
     threshold = check_threshold(threshold)
+    SearchOptions(mode="partitioned", clusters=clusters, probes=probes, seed=seed)  # checks them
+    if groups is not None:
+        positive_int("groups", groups)
     spec = model or ModelSpec()
     local = spec.load()
     bits, block_size = local.bits, local.block_size

@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from itertools import islice
@@ -107,12 +108,56 @@ def save_json(path: Path, value: Any) -> None:
         temp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
-def spool_stdin(folder: Path) -> Path:
-    """Copy stdin to a file in `folder` (so that it can be read twice) and return its path."""
-    target = folder / "input"
+SPOOL_FILE = "input"  # a copy of an input that cannot be read twice (stdin, a pipe)
+
+
+def spool(folder: Path, spec: textio.InputSpec) -> Path:
+    """Copy stdin or a pipe to a file in `folder` (so that it can be read twice) and return its path."""
+    target = folder / SPOOL_FILE
     with textio.atomic_path(target) as temp, open(temp, "wb") as stream:
-        shutil.copyfileobj(sys.stdin.buffer, stream, 1 << 20)
+        if spec.is_stdin:
+            shutil.copyfileobj(sys.stdin.buffer, stream, 1 << 20)
+        else:
+            with open(spec.path, "rb") as source:
+                shutil.copyfileobj(source, stream, 1 << 20)
     return target
+
+
+def needs_spool(spec: textio.InputSpec) -> bool:
+    """Whether the input is stdin or a stream such as a pipe: one pass only, so it is spooled first."""
+    return spec.is_stdin or (os.path.exists(spec.path) and not os.path.isfile(spec.path))
+
+
+def read_json(path: Path, *keys: str) -> Any:
+    """A JSON work file (an object holding `keys`), or a JobError naming it when it is damaged."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _damaged(path, exc) from None
+    if not isinstance(value, dict) or any(key not in value for key in keys):
+        raise _damaged(path, f"expected an object with {list(keys)}")
+    return value
+
+
+def read_array(path: Path, mmap: bool = False) -> np.ndarray:
+    """A .npy work file (memory-mapped if asked), or a JobError naming it when it is damaged."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _damaged(path, exc) from None
+
+
+def read_arrays(path: Path, *names: str) -> dict[str, np.ndarray]:
+    """The named arrays of a .npz work file, or a JobError naming it when it is damaged."""
+    try:
+        with np.load(path) as saved:
+            return {name: saved[name] for name in names}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise _damaged(path, exc) from None
+
+
+def _damaged(path: Path, problem: object) -> JobError:
+    return JobError(f"{path}: damaged work file ({problem}); delete the work folder to start again")
 
 
 class Job:
@@ -134,8 +179,9 @@ class Job:
         self.folder, self.spec, self.model = folder, spec, model
         self.chunk_rows, self.progress = chunk_rows, progress
         self.chunks = folder / "chunks"
-        self.chunks.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         self._check_identity()
+        self.chunks.mkdir(parents=True, exist_ok=True)
 
     # ----------------------------------------------------------------- identity
     def _identity(self) -> dict[str, Any]:
@@ -163,7 +209,7 @@ class Job:
         path = self.folder / "job.json"
         identity = self._identity()
         if path.exists():
-            stored = json.loads(path.read_text(encoding="utf-8"))
+            stored = read_json(path)
             changed = sorted(k for k in identity.keys() | stored.keys() if identity.get(k) != stored.get(k))
             if changed:
                 detail = ", ".join(f"{k}: {stored.get(k)!r} -> {identity.get(k)!r}" for k in changed)
@@ -171,6 +217,11 @@ class Job:
                     f"{self.folder} holds a job for another input or model ({detail}); use another work folder"
                 )
             return
+        foreign = sorted(entry.name for entry in self.folder.iterdir() if entry.name != SPOOL_FILE)
+        if foreign:
+            raise JobError(
+                f"{self.folder} is not empty ({', '.join(foreign[:3])}...) and holds no job; give a new or empty work folder"
+            )
         save_json(path, identity)
 
     # ----------------------------------------------------------------- embedding
@@ -187,9 +238,9 @@ class Job:
         """Embed every chunk not yet in the work folder; returns the number of items."""
         count_file = self.chunks / "count.json"
         if count_file.exists():
-            return int(json.loads(count_file.read_text(encoding="utf-8"))["items"])
+            return int(read_json(count_file, "items")["items"])
         done = self._done_chunks()
-        count = sum(len(np.load(self._chunk("hashes", k), mmap_mode="r")) for k in range(done))
+        count = sum(len(read_array(self._chunk("hashes", k), mmap=True)) for k in range(done))
         with (
             textio.open_input(self.spec) as source,
             tqdm(initial=count, unit="text", desc="embedding", disable=not self.progress, file=sys.stderr) as bar,
@@ -213,11 +264,11 @@ class Job:
     def vector_chunks(self) -> Iterator[np.ndarray]:
         """The embedded chunks in order (memory-mapped)."""
         for number in range(self._done_chunks()):
-            yield np.load(self._chunk("vectors", number), mmap_mode="r")
+            yield read_array(self._chunk("vectors", number), mmap=True)
 
     def hashes(self) -> np.ndarray:
         """The hash of every item, [n, 2] uint64."""
-        parts = [np.load(self._chunk("hashes", k)) for k in range(self._done_chunks())]
+        parts = [read_array(self._chunk("hashes", k)) for k in range(self._done_chunks())]
         return np.concatenate([np.zeros((0, 2), dtype=np.uint64), *parts])
 
     # ----------------------------------------------------------------- deduplication
@@ -228,7 +279,7 @@ class Job:
         first_file = self.folder / "first.npy"
         if not first_file.exists():
             save_array(first_file, first_copies_of_hashes(self.hashes()))
-        first = np.load(first_file)
+        first = read_array(first_file)
         if len(first) != n:
             raise JobError(f"{self.folder}: {len(first)} hashes for {n} items; the work folder is damaged")
         vectors = self._distinct_vectors(first)
@@ -247,12 +298,14 @@ class Job:
                 pairs = ann_pairs(np.asarray(vectors), threshold, neighbours=search.neighbours, bits=self.model.bits)
                 match, score = greedy_from_pairs(len(vectors), pairs)
             save_arrays(matches_file, match=match, score=score)
-        saved = np.load(matches_file)
+        saved = read_arrays(matches_file, "match", "score")
+        if len(saved["match"]) != len(vectors):
+            raise _damaged(matches_file, f"{len(saved['match'])} matches for {len(vectors)} distinct items")
         return result_from_matches(saved["match"], saved["score"], first, threshold, mode=mode)
 
     def _reset_dedup_if_changed(self, settings: dict[str, Any]) -> None:
         path = self.folder / "dedup.json"
-        if path.exists() and json.loads(path.read_text(encoding="utf-8")) == settings:
+        if path.exists() and read_json(path) == settings:
             return
         if path.exists():
             logger.info("%s: dedup settings changed; the search starts again (the embeddings are kept)", self.folder)
@@ -278,7 +331,10 @@ class Job:
                     start += len(chunk)
                 out.flush()
                 del out
-        return np.load(path, mmap_mode="r")
+        vectors = read_array(path, mmap=True)
+        if vectors.shape != (int((first == np.arange(len(first))).sum()), self.model.output_width):
+            raise _damaged(path, f"shape {vectors.shape} does not fit the items and the model")
+        return vectors
 
     def _partitioned_pairs(self, vectors: np.ndarray, threshold: float, search: SearchOptions) -> Pairs:
         bits = self.model.bits
@@ -291,11 +347,11 @@ class Job:
             sample = sample_rows(n, sample_size(n_clusters), search.seed)
             part = fit_partitioning(float_rows(vectors[sample], bits), n_clusters, search.seed)
             save_arrays(part_file, coarse=part.coarse, fine=part.fine, offsets=part.offsets)
-        saved = np.load(part_file)
+        saved = read_arrays(part_file, "coarse", "fine", "offsets")
         partitioning = Partitioning(saved["coarse"], saved["fine"], saved["offsets"])
         if not nearest_file.exists():
             save_array(nearest_file, nearest_clusters(vectors, partitioning, search.probes, bits=bits))
-        plan = plan_clusters(np.load(nearest_file), partitioning.n_clusters)
+        plan = plan_clusters(read_array(nearest_file), partitioning.n_clusters)
         folder = self.folder / "pairs"
         folder.mkdir(exist_ok=True)
         groups = cluster_groups(plan, SEARCH_GROUPS)
@@ -307,7 +363,7 @@ class Job:
                     search_clusters(vectors, plan, group, threshold, bits=bits, block_size=self.model.block_size)
                 )
                 save_arrays(path, later=found.later, earlier=found.earlier, score=found.score)
-            saved = np.load(path)
+            saved = read_arrays(path, "later", "earlier", "score")
             parts.append(Pairs(saved["later"], saved["earlier"], saved["score"]))
         return Pairs.concat(parts)
 
@@ -336,17 +392,16 @@ def write_kept(spec: textio.InputSpec, result: DedupResult, output: str | None, 
     if named not in (None, fmt):
         raise textio.FileError(f"{output}: names {named} output, but dedup writes the kept records as read ({fmt})")
     parquet = fmt == "parquet"
+    if parquet and output in (None, textio.STD_STREAM):
+        raise textio.FileError("deduplicating Parquet writes Parquet: give an output file with -o")
+    if not parquet or report is not None:  # before a Parquet output, which may replace the input
+        with ExitStack() as stack:
+            out = None if parquet else stack.enter_context(textio.open_output(output))
+            rep = None if report is None else stack.enter_context(textio.open_output(report))
+            _copy_pass(spec, result, out, rep)
     if parquet:
-        if output in (None, textio.STD_STREAM):
-            raise textio.FileError("deduplicating Parquet writes Parquet: give an output file with -o")
         with textio.atomic_path(output) as temp:
             parquetio.write_kept_rows(spec.path, temp, result.kept)
-    if parquet and report is None:
-        return
-    with ExitStack() as stack:
-        out = None if parquet else stack.enter_context(textio.open_output(output))
-        rep = None if report is None else stack.enter_context(textio.open_output(report))
-        _copy_pass(spec, result, out, rep)
 
 
 def _copy_pass(spec: textio.InputSpec, result: DedupResult, out: IO[str] | None, rep: IO[str] | None) -> None:
@@ -361,7 +416,11 @@ def _copy_pass(spec: textio.InputSpec, result: DedupResult, out: IO[str] | None,
     with textio.open_input(spec) as source:
         if out is not None:
             out.write(source.header)
+        seen = 0
         for index, record in enumerate(source.records):
+            if index >= n:
+                raise JobError(f"{spec.name} has more items than were deduplicated ({n}): it changed during the run")
+            seen = index + 1
             if kept[index]:
                 if out is not None:
                     out.write(record.raw)
@@ -379,3 +438,5 @@ def _copy_pass(spec: textio.InputSpec, result: DedupResult, out: IO[str] | None,
                     "exact": bool(result.exact[at]),
                 }
                 textio.write_jsonl(rep, [row])
+    if seen != n:
+        raise JobError(f"{spec.name} has {seen} items on the second pass, {n} on the first: it changed during the run")

@@ -43,6 +43,8 @@ def read_texts(path: str | os.PathLike[str], column: str, batch_rows: int = BATC
     names = parquet.schema_arrow.names
     if column not in names:
         raise ParquetError(f"{path}: no column {column!r} (columns: {', '.join(names)})")
+    if names.count(column) > 1:
+        raise ParquetError(f"{path}: {names.count(column)} columns are named {column!r}")
     kind = parquet.schema_arrow.field(column).type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise ParquetError(f"{path}: column {column!r} holds {kind}, expected strings")

@@ -71,3 +71,7 @@ def test_dask_bad_inputs_are_named(tiny_dir: Path) -> None:
         led.embed(db.from_sequence(["a", 3], npartitions=1), model=spec).compute(scheduler="sync")
     with pytest.raises(ValueError, match="threshold must be between -1 and 1"):
         led.deduplicate(db.from_sequence(["a"], npartitions=1), 2.0, model=spec)
+    bag = db.from_sequence(["a", "b"], npartitions=1)
+    for options, message in [({"clusters": -3}, "clusters"), ({"seed": -1}, "seed"), ({"groups": 0}, "groups")]:
+        with pytest.raises(ValueError, match=message):
+            led.deduplicate(bag, 0.9, model=spec, **options)

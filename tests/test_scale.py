@@ -5,6 +5,8 @@ from __future__ import annotations
 import builtins
 import io
 import json
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 from tiny import WORDS, write_tiny_model
 
 import lightembed
+from lightembed import ann as ann_module
 from lightembed import jobs, parquetio, textio
 from lightembed.cli import main
 from lightembed.dedup import (
@@ -398,3 +401,112 @@ def test_dedup_of_stdin_names_stdin_in_errors(
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b'{"text": "a"}\n{bad\n')))
     assert main(["dedup", "--format", "jsonl", "--model", str(tiny_dir)]) == 2
     assert "<stdin>:2: not valid JSON" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- streams, foreign folders, damage
+def test_dedup_of_a_pipe_reads_it_once(corpus_file: Path, tiny_dir: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(corpus_file.read_bytes()), daemon=True)
+    writer.start()
+    out, report = tmp_path / "kept.txt", tmp_path / "report.jsonl"
+    assert run_cli("dedup", str(fifo), "-o", str(out), "--report", str(report), "--model", str(tiny_dir)) == 0
+    writer.join(timeout=30)
+    expected = lightembed.load(tiny_dir).deduplicate(corpus_lines(), 0.9)
+    assert out.read_text(encoding="utf-8").splitlines() == expected.kept_items
+    assert len(report.read_text(encoding="utf-8").splitlines()) == len(expected.removed)
+
+
+def test_a_work_folder_with_other_files_is_refused_and_left_alone(
+    corpus_file: Path, tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "mine"
+    (folder / "pairs").mkdir(parents=True)
+    (folder / "pairs" / "important.tsv").write_text("keep me")
+    np.save(folder / "vectors.npy", np.zeros((3, 16), np.float32))
+    args = ["dedup", str(corpus_file), "-o", str(tmp_path / "o.txt"), "--work-dir", str(folder)]
+    assert main([*args, "--model", str(tiny_dir)]) == 2
+    assert "is not empty (pairs, vectors.npy...) and holds no job" in capsys.readouterr().err
+    assert (folder / "pairs" / "important.tsv").read_text() == "keep me"
+    assert sorted(p.name for p in folder.iterdir()) == ["pairs", "vectors.npy"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"), [("job.json", "[1, 2]"), ("chunks/count.json", "{}"), ("chunks/count.json", "garbage")]
+)
+def test_a_damaged_work_file_is_named(
+    corpus_file: Path, tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str
+) -> None:
+    folder = tmp_path / "w"
+    args = [
+        "dedup",
+        str(corpus_file),
+        "-o",
+        str(tmp_path / "o.txt"),
+        "--work-dir",
+        str(folder),
+        "--model",
+        str(tiny_dir),
+    ]
+    assert run_cli(*args) == 0
+    (folder / name).write_text(content)
+    assert run_cli(*args) == 2
+    assert f"{folder / name}: damaged work file" in capsys.readouterr().err
+
+
+def test_a_second_pass_that_sees_another_input_is_an_error(tiny_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("a cat\nthe dog\n", encoding="utf-8")
+    result = lightembed.load(tiny_dir).deduplicate(["a cat", "the dog", "a bird"], 0.9)
+    with pytest.raises(jobs.JobError, match="2 items on the second pass, 3 on the first"):
+        jobs.write_kept(textio.InputSpec(str(source)), result, str(tmp_path / "o.txt"), None)
+
+
+def test_parquet_output_over_its_input_with_a_report(tiny_dir: Path, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    lines = corpus_lines(200)
+    source = tmp_path / "same.parquet"
+    pq.write_table(pa.table({"text": lines}), source)
+    report = tmp_path / "report.jsonl"
+    assert run_cli("dedup", str(source), "-o", str(source), "--report", str(report), "--model", str(tiny_dir)) == 0
+    expected = lightembed.load(tiny_dir).deduplicate(lines, 0.9)
+    rows = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    assert [row["index"] for row in rows] == expected.removed.tolist()
+    assert [row["text"] for row in rows] == [lines[i] for i in expected.removed]
+    assert pq.read_table(source).column("text").to_pylist() == expected.kept_items
+
+
+def test_parquet_with_two_columns_of_the_text_name(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    source = tmp_path / "twice.parquet"
+    pq.write_table(pa.table([pa.array(["a"]), pa.array(["b"])], names=["text", "text"]), source)
+    with pytest.raises(parquetio.ParquetError, match="2 columns are named 'text'"):
+        list(parquetio.read_texts(source, "text"))
+
+
+def test_ann_mode_finds_every_pair_of_a_dense_group_and_a_lone_last_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("usearch")
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((1, 32)) + 0.01 * rng.standard_normal((120, 32))  # 120 near copies of one text
+    vectors = unit_rows(np.concatenate([dense, rng.standard_normal((81, 32))]).astype(np.float32))
+    monkeypatch.setattr(ann_module, "SEARCH_BLOCK", 50)  # 201 rows: the last block holds one row
+    exact = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="exact"))
+    ann = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="ann", neighbours=8))
+    assert same_result(exact, ann) and len(exact.removed) >= 119
+
+
+def test_ann_mode_without_usearch_is_one_line_in_the_cli(
+    monkeypatch: pytest.MonkeyPatch, corpus_file: Path, tiny_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_import = builtins.__import__
+
+    def no_usearch(name: str, *args, **kwargs):
+        if name.startswith("usearch"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_usearch)
+    assert main(["dedup", str(corpus_file), "--mode", "ann", "--model", str(tiny_dir)]) == 2
+    assert capsys.readouterr().err.startswith("lightembed: error: the 'ann' dedup mode needs usearch")
