@@ -219,9 +219,8 @@ class Job:
             return
         foreign = sorted(entry.name for entry in self.folder.iterdir() if entry.name != SPOOL_FILE)
         if foreign:
-            raise JobError(
-                f"{self.folder} is not empty ({', '.join(foreign[:3])}...) and holds no job; give a new or empty work folder"
-            )
+            listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise JobError(f"{self.folder} is not empty ({listed}) and holds no job; give a new or empty work folder")
         save_json(path, identity)
 
     # ----------------------------------------------------------------- embedding

@@ -60,13 +60,13 @@ class LightEmbed:
         batch_size: int = DEFAULT_BATCH_SIZE,
         block_size: int = DEFAULT_BLOCK_SIZE,
     ) -> None:
+        if not isinstance(binary, bool):
+            raise ValueError(f"binary must be True or False, got {binary!r}")
         self.parts = parts
         self.config = parts.config
         width = parts.transform.out_dim or self.config.dim
         if binary and parts.binary_embeddings is not None:
             width = parts.binary_embeddings.shape[1]
-        if not isinstance(binary, bool):
-            raise ValueError(f"binary must be True or False, got {binary!r}")
         dim = width if dim is None else dim
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= width:
             raise ValueError(f"dim must be an integer between 1 and the model width {width}, got {dim!r}")
