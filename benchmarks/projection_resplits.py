@@ -1,0 +1,150 @@
+"""Closed-form projections against litfit on re-splits of the train-allowed Quora groups.
+
+`benchmarks/projection.py` compares the two tools on one split and one test set, where the test
+gains (hundredths of a MAP@50 point) are smaller than the noise of one split. This script repeats
+the comparison on several splits of the train-allowed data alone: the duplicate groups of the
+Quora dev pairs, split by group 60 / 20 / 20 into train, val and a held-out part with each seed.
+Both tools run their whole pipeline on train and val (as in `projection.py`), and the gain of each
+is its held-out leave-one-out MAP@50 over the input vectors'. The eval-only Quora test groups are
+not read.
+
+Usage:
+    python benchmarks/projection_resplits.py --inputs default --grids fast --seeds 1-8 --out /tmp/r.json
+    python benchmarks/projection_resplits.py --merge /tmp/r1.json /tmp/r2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+import numpy as np
+import projection
+import torch
+
+from lightembed_train.projection import split_groups
+
+logger = logging.getLogger("projection_resplits")
+
+SPLIT = (0.6, 0.2, 0.2)
+TOOLS = ("litfit", "lightembed")
+
+
+def seed_list(text: str) -> list[int]:
+    """'1-8' or '1,2,5' as a list of seeds."""
+    if "-" in text:
+        first, last = (int(part) for part in text.split("-", 1))
+        return list(range(first, last + 1))
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def resplit_run(dev: Any, grid: str, seed: int) -> dict[str, Any]:
+    """Both tools on one split: each one's held-out MAP@50 gain, validation score and choice."""
+    train, val, held = split_groups(dev, SPLIT, seed)
+    base = projection.test_scores(held, None)["MAP@50"]
+    row: dict[str, Any] = {"seed": seed, "held_out_rows": len(held), "held_out_MAP@50": base}
+    for tool in TOOLS:
+        result = projection.RUNNERS[tool](train, val, grid)
+        gain = projection.test_scores(held, result["matrix"])["MAP@50"] - base
+        row[tool] = {"gain": gain, "val_MAP@50": result["val_map"], "choice": result["choice"]}
+    return row
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean gains, the mean paired difference (ours - litfit) with its standard error, and wins."""
+    ours = np.array([row["lightembed"]["gain"] for row in rows])
+    theirs = np.array([row["litfit"]["gain"] for row in rows])
+    difference = ours - theirs
+    error = float(difference.std(ddof=1) / np.sqrt(len(rows))) if len(rows) > 1 else float("nan")
+    return {
+        "splits": len(rows),
+        "lightembed_mean_gain": float(ours.mean()),
+        "litfit_mean_gain": float(theirs.mean()),
+        "mean_difference": float(difference.mean()),
+        "standard_error": error,
+        "lightembed_at_least_litfit": int((difference >= 0).sum()),
+    }
+
+
+def results_table(payload: dict[str, Any]) -> str:
+    """One row per input and grid."""
+    rows = []
+    for key, entry in payload["runs"].items():
+        s = summary(entry)
+        rows.append(
+            [
+                *key.split("/"),
+                str(s["splits"]),
+                f"{s['lightembed_mean_gain']:+.3f}",
+                f"{s['litfit_mean_gain']:+.3f}",
+                f"{s['mean_difference']:+.3f} ± {s['standard_error']:.3f}",
+                f"{s['lightembed_at_least_litfit']} of {s['splits']}",
+            ]
+        )
+    headers = ["input", "grid", "splits", "lightembed gain", "litfit gain", "difference ± s.e.", "ours >= litfit"]
+    return common.markdown_table(headers, rows)
+
+
+def merge(paths: list[Path], out: Path) -> int:
+    """Join result files (runs of the same input and grid are concatenated)."""
+    payloads = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    merged = {**payloads[0], "merged_from": [p["command"] for p in payloads], "runs": {}}
+    for payload in payloads:
+        for key, rows in payload["runs"].items():
+            merged["runs"].setdefault(key, []).extend(rows)
+    merged["table"] = results_table(merged)
+    common.write_json(out.stem, merged, out.parent)
+    print(merged["table"])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", default="minilm,default", help="comma-separated: minilm, default")
+    parser.add_argument("--grids", default="fast", help="comma-separated: fast, full")
+    parser.add_argument("--seeds", type=seed_list, default=seed_list("1-8"), help="split seeds: '1-8' or '1,3'")
+    parser.add_argument("--teacher-cache", type=Path, default=Path("/work/cache/teacher"), help="teacher cache")
+    parser.add_argument("--data", type=Path, default=common.data_dir(), help="shared data folder")
+    parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
+    parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "projection_resplits.json")
+    parser.add_argument("--merge", nargs="+", type=Path, help="only combine these result files into --out")
+    args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    common.check_data(args.data)
+    command = shlex.join(["python", "benchmarks/projection_resplits.py", *(sys.argv[1:] if argv is None else argv)])
+    groups = projection.quora_groups(args.data, "dev")
+    payload: dict[str, Any] = {
+        "command": command,
+        "protocol": f"Quora dev duplicate groups ({len(groups)}) split {SPLIT} by group per seed; test groups unused",
+        "machine": common.machine_info(),
+        "runs": {},
+    }
+    for name in [s.strip() for s in args.inputs.split(",") if s.strip()]:
+        dev = projection.grouped(projection.embed(name, [t for g in groups for t in g], args.teacher_cache), groups)
+        for grid in [s.strip() for s in args.grids.split(",") if s.strip()]:
+            rows = payload["runs"].setdefault(f"{name}/{grid}", [])
+            for seed in args.seeds:
+                rows.append(resplit_run(dev, grid, seed))
+                logger.info("%s %s seed %d: %s", name, grid, seed, rows[-1])
+                common.write_json(args.out.stem, {**payload, "table": results_table(payload)}, args.out.parent)
+    print(results_table(payload))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
