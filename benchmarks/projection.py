@@ -196,6 +196,14 @@ def test_scores(test: GroupedVectors, matrix: np.ndarray | None) -> dict[str, fl
     return {"MAP@50": 100 * mean_ap, "R@1": 100 * recall}
 
 
+def limit_threads(threads: int) -> None:
+    """Run torch and the BLAS libraries on `threads` threads (for both tools alike)."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+
+
 def shown_path(path: Path) -> str:
     """`path` relative to the repository when inside it, else absolute (for --save-dir elsewhere)."""
     path = path.resolve()
@@ -234,10 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         return merge(args.merge, args.out)
     if args.threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(args.threads)
-        threadpool_limits(args.threads)
+        limit_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     command = shlex.join(["python", "benchmarks/projection.py", *(sys.argv[1:] if argv is None else argv)])
     tools = {s.strip() for s in args.tools.split(",") if s.strip()}

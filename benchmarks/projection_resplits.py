@@ -28,14 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 import numpy as np
 import projection
-import torch
 
-from lightembed_train.projection import split_groups
+from lightembed_train.projection import GroupedVectors, split_groups
 
 logger = logging.getLogger("projection_resplits")
 
 SPLIT = (0.6, 0.2, 0.2)
-TOOLS = ("litfit", "lightembed")
 
 
 def seed_list(text: str) -> list[int]:
@@ -46,13 +44,13 @@ def seed_list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
-def resplit_run(dev: Any, grid: str, seed: int) -> dict[str, Any]:
+def resplit_run(dev: GroupedVectors, grid: str, seed: int) -> dict[str, Any]:
     """Both tools on one split: each one's held-out MAP@50 gain, validation score and choice."""
     train, val, held = split_groups(dev, SPLIT, seed)
     base = projection.test_scores(held, None)["MAP@50"]
     row: dict[str, Any] = {"seed": seed, "held_out_rows": len(held), "held_out_MAP@50": base}
-    for tool in TOOLS:
-        result = projection.RUNNERS[tool](train, val, grid)
+    for tool, run in projection.RUNNERS.items():
+        result = run(train, val, grid)
         gain = projection.test_scores(held, result["matrix"])["MAP@50"] - base
         row[tool] = {"gain": gain, "val_MAP@50": result["val_map"], "choice": result["choice"]}
     return row
@@ -120,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    projection.limit_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     common.check_data(args.data)
     command = shlex.join(["python", "benchmarks/projection_resplits.py", *(sys.argv[1:] if argv is None else argv)])
