@@ -160,6 +160,7 @@ def run_ours(train: GroupedVectors, val: GroupedVectors, grid: str) -> dict[str,
         "val_map": 100 * report.scores["val"].map_at_k,
         "dims_searched": list(report.scan.dims),
         "zoomed": [f"{t.recipe} @ {t.best[0]}" for t in report.search.zoomed if t.best],
+        "cross_check": [finalist.to_json() for finalist in report.checked],
         "stage_seconds": {k: round(v, 2) for k, v in report.seconds.items()},
         "report": report,
     }
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                         "test_gain_MAP@50": scores["MAP@50"] - base["MAP@50"],
                         **{
                             k: result[k]
-                            for k in ("dims_searched", "zoomed", "stage_seconds", "dim_fractions")
+                            for k in ("dims_searched", "zoomed", "cross_check", "stage_seconds", "dim_fractions")
                             if k in result
                         },
                     }
@@ -353,7 +354,7 @@ def results_table(payload: dict[str, Any]) -> str:
                 ]
             )
     headers = ["input", "grid", "tool", "recipes", "val MAP@50", "test MAP@50 before", "after", "gain", "R@1 after"]
-    return common.markdown_table([*headers, "wall s", "CPU s", "chosen on val"], rows)
+    return common.markdown_table([*headers, "wall s", "CPU s", "chosen"], rows)
 
 
 def merge(paths: list[Path], out: Path) -> int:

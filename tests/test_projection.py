@@ -20,6 +20,7 @@ from lightembed_train.projection import (
     Projection,
     Recipe,
     RetrievalScorer,
+    Scores,
     fast_grid,
     fit,
     fit_projection,
@@ -32,6 +33,7 @@ from lightembed_train.projection import (
     split_groups,
     stream_stats,
 )
+from lightembed_train.projection.crosscheck import cross_check, fold_parts
 from lightembed_train.projection.methods import order_columns, rayleigh
 from lightembed_train.projection.negatives import mine_negatives
 from lightembed_train.projection.search import Schedule, choose_dims, search, zoom
@@ -362,8 +364,11 @@ def test_fit_finds_the_planted_structure_on_held_out_groups() -> None:
     data, signal = planted(300)
     report = fit(torch.from_numpy(data.vectors), groups=dict(enumerate(data.groups.tolist())), seed=1)
     assert report.scores["test"].map_at_k > report.baseline["test"].map_at_k + 0.2
-    assert report.scores["val"].map_at_k >= max(t.best[1].map_at_k for t in report.search.trials if t.best)
     assert len(report.search.zoomed) == 1  # one recipe in 100 searched, at least one
+    assert len(report.checked) == 5 and all(len(finalist.folds) == 4 for finalist in report.checked)
+    chosen = max(report.checked, key=lambda finalist: finalist.mean)
+    assert (report.recipe, report.dim, report.scores["val"]) == (chosen.recipe, chosen.width, chosen.val)
+    assert report.to_json()["cross_check"][0]["mean_MAP"] == pytest.approx(100 * report.checked[0].mean)
     top = np.linalg.qr(report.projection.matrix[:, : min(SIGNAL, report.dim)])[0]
     assert scipy.linalg.svdvals(signal.T @ top).min() > 0.9
     assert "| test |" in report.table()
@@ -376,9 +381,46 @@ def test_fit_with_negatives_a_fixed_width_and_no_refit() -> None:
     report = fit_projection(train, val, test, grid=full_grid(True)[-6:], negatives=2, dim=6, refit=False)
     assert report.dim == 6 and report.recipe.needs_negatives
     assert not report.search.zoomed  # a fixed width leaves nothing to zoom
+    assert all(finalist.width == 6 for finalist in report.checked)
     assert report.projection.info["fitted_on"] == "train"
     with pytest.raises(ValueError, match="dim must be between"):
         fit_projection(train, val, dim=DIM + 1)
+
+
+def test_without_cross_check_the_best_on_validation_is_kept() -> None:
+    data, _ = planted(300)
+    train, val, test = split_groups(data, (0.6, 0.2, 0.2), seed=1)
+    report = fit_projection(train, val, test, folds=0)
+    assert not report.checked and report.projection.info["cross_check_folds"] == 0
+    assert report.scores["val"].map_at_k == max(t.best[1].map_at_k for t in report.search.trials if t.best)
+    for folds in (1, -2, 2.0, True):
+        with pytest.raises(ValueError, match="folds must be 0"):
+            fit_projection(train, val, folds=folds)
+
+
+def moments(data: GroupedVectors) -> Moments:
+    return Moments(group_stats(data))
+
+
+def test_cross_check_ranks_by_fold_scores_not_by_validation() -> None:
+    data, _ = planted(200)
+    recipe = Recipe.of(("rayleigh", {"ridge": 0.1}))
+    flattered, plain = Scores(0.99, 0.99), Scores(0.1, 0.1)  # made-up validation scores
+    checked = cross_check([(recipe, 1, flattered), (recipe, SIGNAL, plain)], data, moments)
+    assert [len(finalist.folds) for finalist in checked] == [4, 4]
+    assert checked[1].mean > checked[0].mean + 0.2  # the planted width beats one column on every fold
+    assert checked[0].val is flattered
+    parts = fold_parts(data, 4, seed=0)
+    for fitted_part, scored in parts:
+        assert len(fitted_part) + len(scored) == len(data) and fitted_part.n_groups + scored.n_groups == data.n_groups
+    assert sum(scored.n_groups for _, scored in parts) == data.n_groups
+
+
+def test_cross_check_needs_a_positive_pair_in_every_fold() -> None:
+    data, _ = planted(3)
+    assert cross_check([(Recipe.of(("rayleigh", {"ridge": 0.1})), SIGNAL, Scores(0.5, 0.5))], data, moments) == []
+    with pytest.raises(ValueError, match="folds must be an integer"):
+        cross_check([], data, moments, folds=1)
 
 
 @pytest.fixture(scope="module")
@@ -545,6 +587,7 @@ def test_project_cli_on_a_model_bakes_a_model_folder(tiny_dir, tmp_path, capsys)
         (["--embeddings", "X", "--groups", "G", "--split", "a,b"], "--split must be"),
         (["--embeddings", "X", "--groups", "BAD"], "expected 2 tab-separated fields"),
         (["--embeddings", "X", "--groups", "LONELY"], "single item"),
+        (["--embeddings", "X", "--groups", "G", "--folds", "1"], "folds must be 0"),
     ],
 )
 def test_project_cli_bad_input(tmp_path, capsys, args: list[str], message: str) -> None:

@@ -11,7 +11,8 @@
 One pass over the data gives the pairs' sufficient statistics (`stats`); each method of
 `methods` is a pure function from those statistics to a matrix, and recipes chain them; a
 grid (`grid`) of recipes is searched on a validation split (`search`, then `zoom` on the
-widths) and the best refitted on train + val (`fit`). The command line is `lightembed-train project`.
+widths), the finalists are compared over folds of train + val (`crosscheck`) and the best is
+refitted on train + val (`fit`). The command line is `lightembed-train project`.
 """
 
 from __future__ import annotations

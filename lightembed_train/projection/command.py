@@ -19,6 +19,7 @@ import numpy as np
 
 from ..checks import check_output, non_negative_int
 from ..device import resolve_device
+from .crosscheck import FOLDS, TOP
 from .data import GroupedVectors, from_groups, from_pairs
 from .fit import FitReport, fit_projection, three_way_split
 
@@ -148,6 +149,7 @@ def run_project(args: argparse.Namespace, command: str) -> int:
         dim=args.dim,
         max_trials=args.max_trials,
         time_limit=args.time_limit,
+        folds=args.folds,
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
@@ -219,5 +221,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     search.add_argument("--split", default="0.7,0.15,0.15", help="train,val[,test] fractions of the groups")
     search.add_argument("--max-trials", type=int, default=None, help="stop the search after this many recipes")
     search.add_argument("--time-limit", type=float, default=None, help="stop the search after this many seconds")
+    search.add_argument(
+        "--folds",
+        type=non_negative_int,
+        default=FOLDS,
+        help=f"choose among the {TOP} best recipes on val by their mean score over this many folds of train + val "
+        f"(default {FOLDS}; 0: keep the best on val)",
+    )
     search.add_argument("--seed", type=non_negative_int, default=0, help="split and search order seed (default 0)")
     search.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")

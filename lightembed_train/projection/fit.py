@@ -1,4 +1,5 @@
-"""Fit a projection end to end: statistics, width scan, grid search and width zoom on validation, refit, test.
+"""Fit a projection end to end: statistics, width scan, grid search and width zoom on validation,
+a k-fold check of the finalists over train + val, refit, test.
 
     from lightembed_train.projection import fit
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from .crosscheck import FOLDS, Finalist, cross_check, finalists
 from .data import GroupedVectors, from_groups, from_pairs, split_groups
 from .export import Projection
 from .grid import named_grid
@@ -51,6 +53,7 @@ class FitReport:
     scores: dict[str, Scores]
     scan: DimScan
     search: SearchResult
+    checked: list[Finalist]
     seconds: dict[str, float]
 
     @property
@@ -92,6 +95,7 @@ class FitReport:
             },
             "trials": [_trial_json(t) for t in self.search.trials],
             "zoomed": [_trial_json(t) for t in self.search.zoomed],
+            "cross_check": [finalist.to_json() for finalist in self.checked],
             "seconds": {key: round(value, 3) for key, value in self.seconds.items()},
             "info": self.projection.info,
         }
@@ -115,6 +119,7 @@ def fit_projection(
     negatives: int = 0,
     dim: int | None = None,
     refit: bool = True,
+    folds: int = FOLDS,
     max_trials: int | None = None,
     time_limit: float | None = None,
     seed: int = 0,
@@ -122,7 +127,8 @@ def fit_projection(
     progress: bool = False,
 ) -> FitReport:
     """Search `grid` on `val` with statistics of `train` (then zoom in on the best recipes' widths),
-    refit the best on train + val, score `test`.
+    choose among the finalists by their mean score over `folds` folds of train + val (`crosscheck`;
+    `folds=0` keeps the best on validation), refit the choice on train + val, score `test`.
 
     `negatives` > 0 mines that many hard negatives per row (other groups' nearest rows) for
     the contrastive recipes. `dim` fixes the output width (default: scan widths and pick the
@@ -134,6 +140,8 @@ def fit_projection(
         raise ValueError("train, val and test vectors must have the same width")
     if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
         raise ValueError(f"negatives must be an integer of at least 0, got {negatives!r}")
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds == 1 or folds < 0:
+        raise ValueError(f"folds must be 0 (no cross-check) or an integer of at least 2, got {folds!r}")
     device = resolve_device(device)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -166,7 +174,25 @@ def fit_projection(
     logger.info("best on validation: %s at %d dims, MAP@50 %.2f", recipe, width, 100 * val_scores.map_at_k)
 
     clock = time.perf_counter()
-    final = moments_of(train.join(val), negatives, device) if refit else moments
+    pooled = train.join(val)
+    checked = []
+    if folds:
+        checked = cross_check(
+            finalists(found),
+            pooled,
+            lambda part: moments_of(part, negatives, device),
+            folds=folds,
+            seed=seed,
+            device=device,
+        )
+    if checked:
+        chosen = max(checked, key=lambda finalist: finalist.mean)
+        recipe, width, val_scores = chosen.recipe, chosen.width, chosen.val
+        logger.info("best over %d folds: %s at %d dims, mean MAP@50 %.2f", folds, recipe, width, 100 * chosen.mean)
+    seconds["cross_check"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    final = moments_of(pooled, negatives, device) if refit else moments
     matrix = solve(recipe, final)[:, :width]
     seconds["refit"] = time.perf_counter() - clock
 
@@ -180,6 +206,7 @@ def fit_projection(
         "negatives_per_row": negatives,
         "grid": grid if isinstance(grid, str) else f"{len(recipes)} recipes",
         "trials": len(found.trials),
+        "cross_check_folds": folds if checked else 0,
     }
     if test is not None:
         clock = time.perf_counter()
@@ -190,7 +217,7 @@ def fit_projection(
         seconds["test"] = time.perf_counter() - clock
     seconds["total"] = sum(seconds.values())
     projection = Projection(matrix.astype(np.float32), recipe, info)
-    return FitReport(projection, baseline, scores, scan, found, seconds)
+    return FitReport(projection, baseline, scores, scan, found, checked, seconds)
 
 
 def fit(
