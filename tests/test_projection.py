@@ -399,6 +399,7 @@ def test_without_cross_check_the_best_on_validation_is_kept() -> None:
 
 
 def moments(data: GroupedVectors) -> Moments:
+    """Positive-pair statistics without negatives."""
     return Moments(group_stats(data))
 
 

@@ -45,6 +45,7 @@ class Finalist:
         return float(np.mean(self.folds))
 
     def to_json(self) -> dict[str, object]:
+        """The finalist as JSON-ready data (scores in percent)."""
         return {
             "recipe": str(self.recipe),
             "width": self.width,

@@ -175,7 +175,7 @@ def fit_projection(
 
     clock = time.perf_counter()
     pooled = train.join(val)
-    checked = []
+    checked: list[Finalist] = []
     if folds:
         checked = cross_check(
             finalists(found),
