@@ -23,9 +23,15 @@ def ndcg_at_k(relevance: np.ndarray, n_relevant: int, k: int = NDCG_K) -> float:
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k highest scores of each row, best first: [rows, min(k, columns)]."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return smallest_k(-scores, k)
+
+
+def smallest_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k smallest values of each row, smallest first (a partial sort, then a
+    stable sort of the k, so equal values keep `np.argpartition`'s order): `top_k` of -values."""
+    k = min(k, values.shape[1])
+    part = np.argpartition(values, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(values, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
 
 

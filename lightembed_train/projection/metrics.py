@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..evaluation.retrieval import top_k
+from ..evaluation.retrieval import smallest_k
 
 MAP_K = 50
 BLOCK_ELEMENTS = 1 << 24  # a block of queries x all rows holds at most this many scores (64 MB in float32)
+MATE_SLOTS = 32  # queries with at most this many group mates are scored by counting, not sorting
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class RetrievalScorer:
             raise ValueError("no row has another row of its group: nothing to score")
         self.k = min(k, len(vectors) - 1)
         self.ranks = torch.arange(1, self.k + 1, device=self.device, dtype=torch.float32)
+        mates = _group_mates(np.asarray(groups, dtype=np.int64), self.queries.cpu().numpy(), MATE_SLOTS)
+        self.mates = torch.as_tensor(mates, device=self.device)
         self.block = block or max(1, min(len(self.queries), BLOCK_ELEMENTS // len(vectors)))
         self._seen: dict[bytes, Scores] = {}
 
@@ -130,15 +133,43 @@ class RetrievalScorer:
             for m in widths:
                 gram += projected[rows, done:m] @ projected[:, done:m].T
                 done = m
-                cosines = gram * inverse_norms[m][rows, None]
-                cosines *= inverse_norms[m][None, :]
-                cosines[torch.arange(len(rows), device=self.device), rows] = -torch.inf
-                parts[m].append(self._block_scores(cosines, rows))
+                negated = gram * -inverse_norms[m][rows, None]  # minus the cosines: sorted as they are
+                negated *= inverse_norms[m][None, :]
+                negated[torch.arange(len(rows), device=self.device), rows] = torch.inf
+                parts[m].append(self._block_scores(negated, start))
         return {m: (torch.cat([p[0] for p in found]), torch.cat([p[1] for p in found])) for m, found in parts.items()}
 
-    def _block_scores(self, cosines: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """AP@k and first-hit indicator (float64) of each query of a block."""
-        top = _top_k(cosines, self.k)
+    def _block_scores(self, negated: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """AP@k and first-hit indicator (float64) of the queries `start`, ... of a block, from minus
+        their cosines. Each group mate's rank is the count of rows nearer than it; rows where a mate
+        ties with another row, or with more than MATE_SLOTS mates, go through a partial sort instead."""
+        rows = self.queries[start : start + len(negated)]
+        mates = self.mates[start : start + len(negated)]
+        relevant = self.relevant[rows]
+        ranks = torch.full(mates.shape, torch.inf, device=self.device, dtype=torch.float64)
+        sorted_out = relevant > mates.shape[1]
+        for slot in range(mates.shape[1]):
+            local = torch.nonzero(relevant > slot).flatten()
+            if len(local) == 0:
+                break
+            own = negated if len(local) == len(negated) else negated[local]
+            value = negated[local, mates[local, slot]]
+            nearer, level = _below_and_level(own, value)
+            ranks[local, slot] = nearer.to(torch.float64)
+            sorted_out[local] |= level > 1
+        ranks = torch.sort(ranks, dim=1).values
+        found = torch.arange(1, mates.shape[1] + 1, device=self.device, dtype=torch.float64)
+        precision = torch.where(ranks < self.k, found / (ranks + 1), torch.zeros_like(ranks))
+        average_precision = precision.sum(dim=1) / relevant.clamp(max=self.k).to(torch.float64)
+        first_hit = (ranks[:, 0] == 0).to(torch.float64)
+        redo = torch.nonzero(sorted_out).flatten()
+        if len(redo):
+            average_precision[redo], first_hit[redo] = self._sorted_scores(negated[redo], rows[redo])
+        return average_precision, first_hit
+
+    def _sorted_scores(self, negated: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """AP@k and first-hit indicator (float64) of query `rows` from their k nearest rows."""
+        top = _nearest(negated, self.k)
         hits = (self.groups[top] == self.groups[rows, None]).to(torch.float32)
         precision = torch.cumsum(hits, dim=1) / self.ranks
         relevant = self.relevant[rows].clamp(max=self.k).to(torch.float32)
@@ -146,12 +177,45 @@ class RetrievalScorer:
         return average_precision.to(torch.float64), hits[:, 0].to(torch.float64)
 
 
-def _top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Column indices of each row's k largest scores, largest first; on the CPU the suite's numpy
-    `top_k` (a partial sort, faster there than `torch.topk`, and the same order for ties)."""
-    if scores.device.type != "cpu":
-        return torch.topk(scores, k, dim=1, sorted=True).indices
-    return torch.from_numpy(top_k(scores.numpy(), k))
+def _group_mates(groups: np.ndarray, queries: np.ndarray, slots: int) -> np.ndarray:
+    """[len(queries), up to `slots`] the other rows of each query's group (padded with 0); a query
+    with more mates than `slots` gets none here (it is scored by a partial sort)."""
+    sizes = np.bincount(groups)
+    counts = sizes[groups[queries]] - 1
+    listed = np.flatnonzero(counts <= slots)
+    mates = np.zeros((len(queries), max(1, min(slots, int(counts[listed].max(initial=1))))), dtype=np.int64)
+    order = np.argsort(groups, kind="stable")
+    starts = np.cumsum(sizes) - sizes
+    size = counts[listed] + 1
+    query = np.repeat(listed, size)
+    member = order[
+        np.repeat(starts[groups[queries[listed]]], size)
+        + np.arange(size.sum())
+        - np.repeat(np.cumsum(size) - size, size)
+    ]
+    keep = member != queries[query]
+    query, member = query[keep], member[keep]
+    slot = np.arange(len(member)) - np.repeat(np.cumsum(counts[listed]) - counts[listed], counts[listed])
+    mates[query, slot] = member
+    return mates
+
+
+def _below_and_level(values: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of `values`, how many entries are below `value` of that row and how many equal it
+    (numpy on the CPU, where its counting is several times faster than torch's)."""
+    if values.device.type == "cpu":
+        grid, line = values.numpy(), value.numpy()[:, None]
+        below, level = np.count_nonzero(grid < line, axis=1), np.count_nonzero(grid == line, axis=1)
+        return torch.from_numpy(below), torch.from_numpy(level)
+    return (values < value[:, None]).sum(dim=1), (values == value[:, None]).sum(dim=1)
+
+
+def _nearest(negated: torch.Tensor, k: int) -> torch.Tensor:
+    """Column indices of each row's k smallest values (k largest cosines), nearest first; on the CPU
+    the suite's numpy partial sort (faster there than `torch.topk`, and the suite's order for ties)."""
+    if negated.device.type != "cpu":
+        return torch.topk(negated, k, dim=1, largest=False, sorted=True).indices
+    return torch.from_numpy(smallest_k(negated.numpy(), k))
 
 
 def _metric_key(w: np.ndarray) -> bytes:
