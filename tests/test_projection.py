@@ -218,6 +218,25 @@ def test_scorer_matches_the_suite_leave_one_out_at_every_width() -> None:
         assert got.recall_at_1 == pytest.approx(recall, abs=1e-9)
 
 
+def test_scorer_counting_ranks_equals_the_partial_sort_with_ties_and_a_large_group() -> None:
+    rng = np.random.default_rng(5)
+    groups = np.concatenate([np.repeat(np.arange(30), 2), np.full(40, 30), [31, 31, 31, 32]])
+    vectors = rng.normal(size=(len(groups), 6)).astype(np.float32)
+    vectors[1] = vectors[2]  # row 0's mate ties with a row of another group
+    vectors[-2] = vectors[-3]  # two mates of row -4 tie with each other
+    scorer = RetrievalScorer(vectors, groups)
+    assert scorer.mates.shape[1] == 2  # the group of 40 has more mates than MATE_SLOTS: sorted instead
+    units = torch.from_numpy(unit_rows(vectors))
+    negated = -(units @ units.T)
+    negated.fill_diagonal_(torch.inf)
+    rows = scorer.queries
+    counted = scorer._block_scores(negated[rows].clone(), 0)
+    partial = scorer._sorted_scores(negated[rows].clone(), rows)
+    for a, b in zip(counted, partial):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-9)
+    assert 0 < counted[0].mean() < 1
+
+
 def test_scorer_skips_lonely_rows_as_queries_but_keeps_them_as_distractors() -> None:
     vectors = np.array([[1, 0], [0.9, 0.1], [0.95, 0.05], [0, 1]], dtype=np.float32)
     groups = np.array([0, 0, 1, 2])  # rows 2 and 3 are alone

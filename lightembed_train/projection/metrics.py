@@ -8,7 +8,10 @@ suite's `evaluation.duplicates.leave_one_out`.
 
 `RetrievalScorer` keeps the rows on a torch device and scores a projection at several prefix
 widths in one pass: the Gram matrix of a block of queries grows column block by column block,
-so scoring widths 16, 64 and 384 costs one 384-wide product, not three.
+so scoring widths 16, 64 and 384 costs one 384-wide product, not three. A query's rank of each
+group mate is the count of rows nearer than that mate (one comparison pass per mate, no sort);
+queries where a mate ties with another row, or with more than MATE_SLOTS mates, are ranked by the
+suite's partial sort instead, so equal scores are ordered as the suite orders them.
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ class RetrievalScorer:
         ranks = torch.full(mates.shape, torch.inf, device=self.device, dtype=torch.float64)
         sorted_out = relevant > mates.shape[1]
         for slot in range(mates.shape[1]):
-            local = torch.nonzero(relevant > slot).flatten()
+            local = torch.nonzero((relevant > slot) & ~sorted_out).flatten()
             if len(local) == 0:
                 break
             own = negated if len(local) == len(negated) else negated[local]
@@ -187,12 +190,9 @@ def _group_mates(groups: np.ndarray, queries: np.ndarray, slots: int) -> np.ndar
     order = np.argsort(groups, kind="stable")
     starts = np.cumsum(sizes) - sizes
     size = counts[listed] + 1
-    query = np.repeat(listed, size)
-    member = order[
-        np.repeat(starts[groups[queries[listed]]], size)
-        + np.arange(size.sum())
-        - np.repeat(np.cumsum(size) - size, size)
-    ]
+    query = np.repeat(listed, size)  # each listed query once per member of its group
+    within = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
+    member = order[np.repeat(starts[groups[queries[listed]]], size) + within]
     keep = member != queries[query]
     query, member = query[keep], member[keep]
     slot = np.arange(len(member)) - np.repeat(np.cumsum(counts[listed]) - counts[listed], counts[listed])
