@@ -28,6 +28,7 @@ from lightembed_train.projection import (
     from_pairs,
     full_grid,
     group_stats,
+    moments_of,
     pair_stats,
     solve,
     split_groups,
@@ -417,16 +418,11 @@ def test_without_cross_check_the_best_on_validation_is_kept() -> None:
             fit_projection(train, val, folds=folds)
 
 
-def moments(data: GroupedVectors) -> Moments:
-    """Positive-pair statistics without negatives."""
-    return Moments(group_stats(data))
-
-
 def test_cross_check_ranks_by_fold_scores_not_by_validation() -> None:
     data, _ = planted(200)
     recipe = Recipe.of(("rayleigh", {"ridge": 0.1}))
     flattered, plain = Scores(0.99, 0.99), Scores(0.1, 0.1)  # made-up validation scores
-    checked = cross_check([(recipe, 1, flattered), (recipe, SIGNAL, plain)], data, moments)
+    checked = cross_check([(recipe, 1, flattered), (recipe, SIGNAL, plain)], data, moments_of)
     assert [len(finalist.folds) for finalist in checked] == [4, 4]
     assert checked[1].mean > checked[0].mean + 0.2  # the planted width beats one column on every fold
     assert checked[0].val is flattered
@@ -438,9 +434,9 @@ def test_cross_check_ranks_by_fold_scores_not_by_validation() -> None:
 
 def test_cross_check_needs_a_positive_pair_in_every_fold() -> None:
     data, _ = planted(3)
-    assert cross_check([(Recipe.of(("rayleigh", {"ridge": 0.1})), SIGNAL, Scores(0.5, 0.5))], data, moments) == []
+    assert cross_check([(Recipe.of(("rayleigh", {"ridge": 0.1})), SIGNAL, Scores(0.5, 0.5))], data, moments_of) == []
     with pytest.raises(ValueError, match="folds must be an integer"):
-        cross_check([], data, moments, folds=1)
+        cross_check([], data, moments_of, folds=1)
 
 
 @pytest.fixture(scope="module")
