@@ -34,7 +34,7 @@ from lightembed_train.projection import (
     split_groups,
     stream_stats,
 )
-from lightembed_train.projection.crosscheck import cross_check, fold_parts
+from lightembed_train.projection.crosscheck import INPUT, cross_check, fold_parts
 from lightembed_train.projection.methods import order_columns, rayleigh
 from lightembed_train.projection.negatives import mine_negatives
 from lightembed_train.projection.search import Schedule, choose_dims, search, zoom
@@ -141,6 +141,7 @@ def test_rayleigh_recovers_the_planted_directions() -> None:
 
 
 EVERY_METHOD = [
+    INPUT,
     Recipe.of(("rayleigh", {"ridge": 0.3})),
     Recipe.of(("ridge", {"ridge": 0.3})),
     Recipe.of(("asym", {"ridge": 0.3})),
@@ -385,7 +386,9 @@ def test_fit_finds_the_planted_structure_on_held_out_groups() -> None:
     report = fit(torch.from_numpy(data.vectors), groups=dict(enumerate(data.groups.tolist())), seed=1)
     assert report.scores["test"].map_at_k > report.baseline["test"].map_at_k + 0.2
     assert len(report.search.zoomed) == 1  # one recipe in 100 searched, at least one
-    assert len(report.checked) == 5 and all(len(finalist.folds) == 4 for finalist in report.checked)
+    assert len(report.checked) == 6 and all(len(finalist.folds) == 4 for finalist in report.checked)
+    assert report.checked[-1].recipe == INPUT and report.checked[-1].width == DIM
+    assert report.checked[-1].mean < report.checked[0].mean - 0.2  # the planted projection beats the input
     chosen = max(report.checked, key=lambda finalist: finalist.mean)
     assert (report.recipe, report.dim, report.scores["val"]) == (chosen.recipe, chosen.width, chosen.val)
     assert report.to_json()["cross_check"][0]["mean_MAP"] == pytest.approx(100 * report.checked[0].mean)
@@ -430,6 +433,28 @@ def test_cross_check_ranks_by_fold_scores_not_by_validation() -> None:
     for fitted_part, scored in parts:
         assert len(fitted_part) + len(scored) == len(data) and fitted_part.n_groups + scored.n_groups == data.n_groups
     assert sum(scored.n_groups for _, scored in parts) == data.n_groups
+
+
+def spread(groups: int = 80, seed: int = 0) -> GroupedVectors:
+    """Groups of 2-4 rows around centres spread evenly over every direction, with even noise:
+    the input cosines are already as good as any linear map makes them."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(groups), rng.integers(2, 5, groups))
+    rows = rng.normal(size=(groups, DIM))[ids] + 0.6 * rng.normal(size=(len(ids), DIM))
+    return GroupedVectors(rows.astype(np.float32), ids)
+
+
+def test_the_input_is_kept_when_no_recipe_beats_it_over_the_folds() -> None:
+    train, val, test = split_groups(spread(), (0.6, 0.2, 0.2), seed=1)
+    report = fit_projection(train, val, test)
+    assert report.recipe == INPUT and report.dim == DIM
+    assert max(finalist.mean for finalist in report.checked[:-1]) < report.checked[-1].mean - 0.003
+    projected = unit_rows(test.vectors @ report.projection.matrix)
+    plain = unit_rows(test.vectors)
+    np.testing.assert_allclose(projected @ projected.T, plain @ plain.T, atol=1e-5)
+    assert report.scores["test"].map_at_k == pytest.approx(report.baseline["test"].map_at_k, abs=1e-6)
+    fixed = fit_projection(train, val, dim=DIM // 2)  # a fixed narrower width has no input to keep
+    assert all(finalist.recipe != INPUT for finalist in fixed.checked)
 
 
 def test_cross_check_needs_a_positive_pair_in_every_fold() -> None:
@@ -547,6 +572,15 @@ def test_project_cli_on_embeddings_writes_a_transform_file(tmp_path, capsys) -> 
     assert stdout.startswith("best: ") and "| test |" in stdout and f"transform file: {out}" in stdout
     transform = lightembed.load_transform(out)
     assert transform.in_dim == DIM and transform.normalize
+    np.save(tmp_path / "spread.npy", spread().vectors)
+    (tmp_path / "spread.tsv").write_text("".join(f"{i}\tg{g}\n" for i, g in enumerate(spread().groups)))
+    code, stdout, err = run_train_cli(
+        capsys, "-q", "project", "--embeddings", str(tmp_path / "spread.npy"), "--groups", str(tmp_path / "spread.tsv"),
+        "--out", str(tmp_path / "spread.safetensors"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert stdout.startswith("best: the input vectors (40 recipes tried, none better over the folds)")
+    assert lightembed.load_transform(tmp_path / "spread.safetensors").out_dim == DIM
 
     from lightembed.cli import main as runtime_main
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..checks import check_output, non_negative_int
 from ..device import resolve_device
-from .crosscheck import FOLDS, TOP
+from .crosscheck import FOLDS, INPUT, TOP
 from .data import GroupedVectors, from_groups, from_pairs
 from .fit import FitReport, fit_projection, three_way_split
 
@@ -156,7 +156,11 @@ def run_project(args: argparse.Namespace, command: str) -> int:
     )
     report.projection.info["command"] = command
     written = _export(report, args)
-    print(f"best: {report.recipe} at {report.dim} of {data.dim} dims ({len(report.search.trials)} recipes tried)")
+    tried = f"{len(report.search.trials)} recipes tried"
+    if report.recipe == INPUT:
+        print(f"best: the input vectors ({tried}, none better over the folds); the output keeps their cosines")
+    else:
+        print(f"best: {report.recipe} at {report.dim} of {data.dim} dims ({tried})")
     print(report.table())
     for line in written:
         print(line)
@@ -225,8 +229,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--folds",
         type=non_negative_int,
         default=FOLDS,
-        help=f"choose among the {TOP} best recipes on val by their mean score over this many folds of train + val "
-        f"(default {FOLDS}; 0: keep the best on val)",
+        help=f"choose among the {TOP} best recipes on val and the input vectors by their mean score over this "
+        f"many folds of train + val (default {FOLDS}; 0: keep the best on val)",
     )
     search.add_argument("--seed", type=non_negative_int, default=0, help="split and search order seed (default 0)")
     search.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")

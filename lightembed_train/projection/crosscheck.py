@@ -7,6 +7,11 @@ best recipes, each at its best validation width), fits each on k - 1 folds of tr
 scores it on the k-th, for every fold; `fit_projection` keeps the best mean fold score (of a
 tie, the better on validation). Every row of train + val is scored once, with statistics of
 (k - 1) / k of the data; before, only the validation rows were.
+
+`fit_projection` adds the input vectors themselves (`INPUT`, at full width) to the finalists,
+last, so a tie goes to the recipe: when no recipe beats them over the folds, the projection keeps
+the input's cosines rather than shipping a change that does not hold up on data it was not fitted
+to.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 FOLDS = 4
 TOP = 5
+INPUT = Recipe.of(("identity", {}))  # the input vectors: what every finalist must beat
 
 
 @dataclass(frozen=True)

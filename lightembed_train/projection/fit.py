@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from .crosscheck import FOLDS, Finalist, cross_check, finalists
+from .crosscheck import FOLDS, INPUT, Finalist, cross_check, finalists
 from .data import GroupedVectors, from_groups, from_pairs, split_groups
 from .export import Projection
 from .grid import named_grid
@@ -127,8 +127,10 @@ def fit_projection(
     progress: bool = False,
 ) -> FitReport:
     """Search `grid` on `val` with statistics of `train` (then zoom in on the best recipes' widths),
-    choose among the finalists by their mean score over `folds` folds of train + val (`crosscheck`;
-    `folds=0` keeps the best on validation), refit the choice on train + val, score `test`.
+    choose among the finalists and the input vectors by their mean score over `folds` folds of
+    train + val (`crosscheck`; `folds=0` keeps the best on validation), refit the choice on
+    train + val, score `test`. When the input wins, the projection is `INPUT`: a rotation that
+    keeps the input's cosines.
 
     `negatives` > 0 mines that many hard negatives per row (other groups' nearest rows) for
     the contrastive recipes. `dim` fixes the output width (default: scan widths and pick the
@@ -177,8 +179,11 @@ def fit_projection(
     pooled = train.join(val)
     checked: list[Finalist] = []
     if folds:
+        candidates = finalists(found)
+        if dim in (None, train.dim) and INPUT not in (candidate[0] for candidate in candidates):
+            candidates.append((INPUT, train.dim, scan.baseline))
         checked = cross_check(
-            finalists(found),
+            candidates,
             pooled,
             lambda part: moments_of(part, negatives, device),
             folds=folds,
@@ -189,6 +194,8 @@ def fit_projection(
         chosen = max(checked, key=lambda finalist: finalist.mean)
         recipe, width, val_scores = chosen.recipe, chosen.width, chosen.val
         logger.info("best over %d folds: %s at %d dims, mean MAP@50 %.2f", folds, recipe, width, 100 * chosen.mean)
+        if recipe == INPUT:
+            logger.warning("no recipe beat the input vectors over the folds: keeping the input's cosines")
     seconds["cross_check"] = time.perf_counter() - clock
 
     clock = time.perf_counter()

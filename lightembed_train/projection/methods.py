@@ -3,7 +3,8 @@
 Two kinds of step, chained by `Recipe`:
 
 - a *start* takes the statistics and returns W: `rayleigh`, `ridge_map`, `asym_rayleigh`,
-  `split_rank_rayleigh`, `contrastive_rayleigh` (the last needs mined negatives);
+  `split_rank_rayleigh`, `contrastive_rayleigh` (the last needs mined negatives), and `identity`
+  (the input itself, which the cross-check compares every finalist against);
 - a *refine* takes a W and the statistics and returns a better W of the same width:
   `mse_refine`, `asym_refine`, `contrastive_mse_refine`.
 
@@ -57,6 +58,12 @@ def order_columns(w: np.ndarray, moments: Moments) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- starts
+def identity(moments: Moments) -> np.ndarray:
+    """The input vectors as they are, rotated so that the columns are ordered like every other
+    method's: at full width the cosines are exactly the input's."""
+    return order_columns(np.eye(moments.dim), moments)
+
+
 def rayleigh(moments: Moments, ridge: float = 0.1) -> np.ndarray:
     """Generalised Rayleigh quotient: directions maximising w^T C w / w^T (T + ridge) w,
     with C the pairs' cross covariance and T their total covariance."""
@@ -138,6 +145,7 @@ def _balanced(cross: np.ndarray, sxx: np.ndarray, syy: np.ndarray, ridge: float)
 
 
 STARTS: dict[str, StartMethod] = {
+    "identity": identity,
     "rayleigh": rayleigh,
     "ridge": ridge_map,
     "asym": asym_rayleigh,
