@@ -11,6 +11,10 @@ not read.
 Usage:
     python benchmarks/projection_resplits.py --inputs default --grids fast --seeds 1-8 --out /tmp/r.json
     python benchmarks/projection_resplits.py --merge /tmp/r1.json /tmp/r2.json
+
+After a change to our pipeline alone, `--reuse-litfit FILE` copies litfit's rows (same input,
+grid and seed) from an earlier results file instead of running litfit again: its code and the
+splits are the same, and its full grid takes most of the time.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import common
 import numpy as np
 import projection
 
-from lightembed_train.projection import GroupedVectors, split_groups
+from lightembed_train.projection import FitReport, GroupedVectors, moments_of, solve, split_groups
+from lightembed_train.projection.crosscheck import INPUT
 
 logger = logging.getLogger("projection_resplits")
 
@@ -44,16 +49,43 @@ def seed_list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
-def resplit_run(dev: GroupedVectors, grid: str, seed: int) -> dict[str, Any]:
-    """Both tools on one split: each one's held-out MAP@50 gain, validation score and choice."""
+def resplit_run(dev: GroupedVectors, grid: str, seed: int, litfit_row: dict[str, Any] | None) -> dict[str, Any]:
+    """Both tools on one split: each one's held-out MAP@50 gain, validation score and choice
+    (litfit's copied from `litfit_row` when given)."""
     train, val, held = split_groups(dev, SPLIT, seed)
     base = projection.test_scores(held, None)["MAP@50"]
     row: dict[str, Any] = {"seed": seed, "held_out_rows": len(held), "held_out_MAP@50": base}
     for tool, run in projection.RUNNERS.items():
+        if tool == "litfit" and litfit_row is not None:
+            if litfit_row["held_out_MAP@50"] != base:
+                raise ValueError(f"seed {seed}: the reused file's held-out part differs from this split")
+            row[tool] = {**litfit_row[tool], "reused": True}
+            continue
         result = run(train, val, grid)
         gain = projection.test_scores(held, result["matrix"])["MAP@50"] - base
         row[tool] = {"gain": gain, "val_MAP@50": result["val_map"], "choice": result["choice"]}
+        if tool == "lightembed":
+            row[tool]["cross_check"] = result["cross_check"]
+            report = result["report"]
+            alternative = without_input(report, train.join(val), grid) if report.recipe == INPUT else result["matrix"]
+            row[tool]["gain_without_input"] = projection.test_scores(held, alternative)["MAP@50"] - base
     return row
+
+
+def without_input(report: FitReport, pooled: GroupedVectors, grid: str) -> np.ndarray:
+    """The matrix the cross-check would have chosen without the input vectors among its finalists:
+    the best other finalist, refitted on train + val as `fit_projection` does."""
+    best = max((f for f in report.checked if f.recipe != INPUT), key=lambda finalist: finalist.mean)
+    moments = moments_of(pooled, projection.NEGATIVES if grid == "full" else 0)
+    return solve(best.recipe, moments)[:, : best.width]
+
+
+def earlier_rows(path: Path | None) -> dict[tuple[str, int], dict[str, Any]]:
+    """{("input/grid", seed): row} of an earlier results file (empty without one)."""
+    if path is None:
+        return {}
+    runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    return {(key, row["seed"]): row for key, rows in runs.items() for row in rows}
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -62,7 +94,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     theirs = np.array([row["litfit"]["gain"] for row in rows])
     difference = ours - theirs
     error = float(difference.std(ddof=1) / np.sqrt(len(rows))) if len(rows) > 1 else float("nan")
-    return {
+    out = {
         "splits": len(rows),
         "lightembed_mean_gain": float(ours.mean()),
         "litfit_mean_gain": float(theirs.mean()),
@@ -70,6 +102,12 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "standard_error": error,
         "lightembed_at_least_litfit": int((difference >= 0).sum()),
     }
+    if all("gain_without_input" in row["lightembed"] for row in rows):
+        out["lightembed_mean_gain_without_input"] = float(
+            np.mean([r["lightembed"]["gain_without_input"] for r in rows])
+        )
+        out["input_kept"] = sum(row["lightembed"]["choice"].startswith(f"{INPUT} ") for row in rows)
+    return out
 
 
 def results_table(payload: dict[str, Any]) -> str:
@@ -85,9 +123,12 @@ def results_table(payload: dict[str, Any]) -> str:
                 f"{s['litfit_mean_gain']:+.3f}",
                 f"{s['mean_difference']:+.3f} ± {s['standard_error']:.3f}",
                 f"{s['lightembed_at_least_litfit']} of {s['splits']}",
+                f"{s['lightembed_mean_gain_without_input']:+.3f}" if "input_kept" in s else "",
+                str(s.get("input_kept", "")),
             ]
         )
     headers = ["input", "grid", "splits", "lightembed gain", "litfit gain", "difference ± s.e.", "ours >= litfit"]
+    headers += ["lightembed gain without the input finalist", "input kept"]
     return common.markdown_table(headers, rows)
 
 
@@ -115,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "projection_resplits.json")
     parser.add_argument("--merge", nargs="+", type=Path, help="only combine these result files into --out")
+    parser.add_argument("--reuse-litfit", type=Path, help="take litfit's rows from this earlier results file")
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
@@ -123,18 +165,25 @@ def main(argv: list[str] | None = None) -> int:
     common.check_data(args.data)
     command = shlex.join(["python", "benchmarks/projection_resplits.py", *(sys.argv[1:] if argv is None else argv)])
     groups = projection.quora_groups(args.data, "dev")
+    names = [s.strip() for s in args.inputs.split(",") if s.strip()]
+    grids = [s.strip() for s in args.grids.split(",") if s.strip()]
+    reused = earlier_rows(args.reuse_litfit)
+    missing = [f"{n}/{g} seed {s}" for n in names for g in grids for s in args.seeds if (f"{n}/{g}", s) not in reused]
+    if args.reuse_litfit and missing:
+        parser.error(f"--reuse-litfit: {args.reuse_litfit} has no row for {', '.join(missing)}")
     payload: dict[str, Any] = {
         "command": command,
         "protocol": f"Quora dev duplicate groups ({len(groups)}) split {SPLIT} by group per seed; test groups unused",
         "machine": common.machine_info(),
         "runs": {},
     }
-    for name in [s.strip() for s in args.inputs.split(",") if s.strip()]:
+    for name in names:
         dev = projection.grouped(projection.embed(name, [t for g in groups for t in g], args.teacher_cache), groups)
-        for grid in [s.strip() for s in args.grids.split(",") if s.strip()]:
-            rows = payload["runs"].setdefault(f"{name}/{grid}", [])
+        for grid in grids:
+            key = f"{name}/{grid}"
+            rows = payload["runs"].setdefault(key, [])
             for seed in args.seeds:
-                rows.append(resplit_run(dev, grid, seed))
+                rows.append(resplit_run(dev, grid, seed, reused.get((key, seed))))
                 logger.info("%s %s seed %d: %s", name, grid, seed, rows[-1])
                 common.write_json(args.out.stem, {**payload, "table": results_table(payload)}, args.out.parent)
     print(results_table(payload))
