@@ -455,6 +455,8 @@ def test_the_input_is_kept_when_no_recipe_beats_it_over_the_folds() -> None:
     assert report.scores["test"].map_at_k == pytest.approx(report.baseline["test"].map_at_k, abs=1e-6)
     fixed = fit_projection(train, val, dim=DIM // 2)  # a fixed narrower width has no input to keep
     assert all(finalist.recipe != INPUT for finalist in fixed.checked)
+    gridded = fit_projection(train, val, grid=[INPUT, Recipe.of(("rayleigh", {"ridge": 1}))])
+    assert [(f.recipe, f.width) for f in gridded.checked].count((INPUT, DIM)) == 1
 
 
 def test_cross_check_needs_a_positive_pair_in_every_fold() -> None:

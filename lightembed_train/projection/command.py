@@ -157,7 +157,7 @@ def run_project(args: argparse.Namespace, command: str) -> int:
     report.projection.info["command"] = command
     written = _export(report, args)
     tried = f"{len(report.search.trials)} recipes tried"
-    if report.recipe == INPUT:
+    if (report.recipe, report.dim) == (INPUT, data.dim):
         print(f"best: the input vectors ({tried}, none better over the folds); the output keeps their cosines")
     else:
         print(f"best: {report.recipe} at {report.dim} of {data.dim} dims ({tried})")

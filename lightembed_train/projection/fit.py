@@ -180,7 +180,7 @@ def fit_projection(
     checked: list[Finalist] = []
     if folds:
         candidates = finalists(found)
-        if dim in (None, train.dim) and INPUT not in (candidate[0] for candidate in candidates):
+        if dim in (None, train.dim) and (INPUT, train.dim) not in [(r, m) for r, m, _ in candidates]:
             candidates.append((INPUT, train.dim, scan.baseline))
         checked = cross_check(
             candidates,
@@ -194,7 +194,7 @@ def fit_projection(
         chosen = max(checked, key=lambda finalist: finalist.mean)
         recipe, width, val_scores = chosen.recipe, chosen.width, chosen.val
         logger.info("best over %d folds: %s at %d dims, mean MAP@50 %.2f", folds, recipe, width, 100 * chosen.mean)
-        if recipe == INPUT:
+        if (recipe, width) == (INPUT, train.dim):
             logger.warning("no recipe beat the input vectors over the folds: keeping the input's cosines")
     seconds["cross_check"] = time.perf_counter() - clock
 
