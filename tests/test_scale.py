@@ -171,11 +171,19 @@ def test_bad_search_options_are_named(options: dict, message: str) -> None:
 
 # --------------------------------------------------------------------- the ANN search
 def test_ann_mode_finds_the_exact_pairs_on_small_data() -> None:
+    """The index is built on every core, so a run may rarely miss a pair (see `lightembed.ann`):
+    every pair it reports is a true one with its exact score, and it finds nearly all of them."""
     pytest.importorskip("usearch")
     vectors, _ = clustered_vectors(noise=0.3)
+    truth = brute_force_pairs(vectors, 0.85)
+    expected = set(zip(truth.later.tolist(), truth.earlier.tolist()))
+    found = ann_module.ann_pairs(vectors, 0.85)
+    pairs = set(zip(found.later.tolist(), found.earlier.tolist()))
+    assert len(expected) > 300 and pairs <= expected and len(pairs) >= 0.99 * len(expected)
+    np.testing.assert_allclose(found.score, (vectors[found.later] * vectors[found.earlier]).sum(1), atol=1e-6)
     exact = deduplicate_vectors(vectors, 0.85, search=SearchOptions(mode="exact"))
     ann = deduplicate_vectors(vectors, 0.85, search=SearchOptions(mode="ann"))
-    assert ann.mode == "ann" and same_result(exact, ann)
+    assert ann.mode == "ann" and len(set(ann.removed.tolist()) ^ set(exact.removed.tolist())) <= 4
 
 
 def test_ann_mode_without_usearch_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
