@@ -67,7 +67,7 @@ def resplit_run(dev: GroupedVectors, grid: str, seed: int, litfit_row: dict[str,
         if tool == "lightembed":
             row[tool]["cross_check"] = result["cross_check"]
             report = result["report"]
-            alternative = without_input(report, train.join(val), grid) if report.recipe == INPUT else result["matrix"]
+            alternative = without_input(report, train.join(val), grid) if report.kept_input else result["matrix"]
             row[tool]["gain_without_input"] = projection.test_scores(held, alternative)["MAP@50"] - base
     return row
 

@@ -574,8 +574,9 @@ def test_project_cli_on_embeddings_writes_a_transform_file(tmp_path, capsys) -> 
     assert stdout.startswith("best: ") and "| test |" in stdout and f"transform file: {out}" in stdout
     transform = lightembed.load_transform(out)
     assert transform.in_dim == DIM and transform.normalize
-    np.save(tmp_path / "spread.npy", spread().vectors)
-    (tmp_path / "spread.tsv").write_text("".join(f"{i}\tg{g}\n" for i, g in enumerate(spread().groups)))
+    even = spread()
+    np.save(tmp_path / "spread.npy", even.vectors)
+    (tmp_path / "spread.tsv").write_text("".join(f"{i}\tg{g}\n" for i, g in enumerate(even.groups)))
     code, stdout, err = run_train_cli(
         capsys, "-q", "project", "--embeddings", str(tmp_path / "spread.npy"), "--groups", str(tmp_path / "spread.tsv"),
         "--out", str(tmp_path / "spread.safetensors"),

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..checks import check_output, non_negative_int
 from ..device import resolve_device
-from .crosscheck import FOLDS, INPUT, TOP
+from .crosscheck import FOLDS, TOP
 from .data import GroupedVectors, from_groups, from_pairs
 from .fit import FitReport, fit_projection, three_way_split
 
@@ -157,7 +157,7 @@ def run_project(args: argparse.Namespace, command: str) -> int:
     report.projection.info["command"] = command
     written = _export(report, args)
     tried = f"{len(report.search.trials)} recipes tried"
-    if (report.recipe, report.dim) == (INPUT, data.dim):
+    if report.kept_input:
         print(f"best: the input vectors ({tried}, none better over the folds); the output keeps their cosines")
     else:
         print(f"best: {report.recipe} at {report.dim} of {data.dim} dims ({tried})")

@@ -66,6 +66,11 @@ class FitReport:
         """The chosen width."""
         return self.projection.out_dim
 
+    @property
+    def kept_input(self) -> bool:
+        """True when no recipe beat the input vectors over the folds: the projection keeps their cosines."""
+        return (self.recipe, self.dim) == (INPUT, self.projection.in_dim)
+
     def table(self) -> str:
         """A markdown table: MAP@50 and R@1 of the input vectors and of the projection, per split."""
         lines = [
@@ -194,8 +199,6 @@ def fit_projection(
         chosen = max(checked, key=lambda finalist: finalist.mean)
         recipe, width, val_scores = chosen.recipe, chosen.width, chosen.val
         logger.info("best over %d folds: %s at %d dims, mean MAP@50 %.2f", folds, recipe, width, 100 * chosen.mean)
-        if (recipe, width) == (INPUT, train.dim):
-            logger.warning("no recipe beat the input vectors over the folds: keeping the input's cosines")
     seconds["cross_check"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -223,8 +226,12 @@ def fit_projection(
         info["test_rows"] = len(test)
         seconds["test"] = time.perf_counter() - clock
     seconds["total"] = sum(seconds.values())
-    projection = Projection(matrix.astype(np.float32), recipe, info)
-    return FitReport(projection, baseline, scores, scan, found, checked, seconds)
+    report = FitReport(
+        Projection(matrix.astype(np.float32), recipe, info), baseline, scores, scan, found, checked, seconds
+    )
+    if report.kept_input:
+        logger.warning("no recipe beat the input vectors over the folds: keeping the input's cosines")
+    return report
 
 
 def fit(
