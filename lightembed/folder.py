@@ -214,9 +214,35 @@ def write_model(
     interrupted write never mixes old and new files.
     """
     folder = Path(folder)
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
     if config.reranker and reranker is None:
         raise ValueError("config.reranker is set: pass the reranker file to copy in")
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_staged(folder, config, embeddings, tokenizer, extra_tensors, card, reranker)
+    except BaseException:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if not config.reranker:
+        (folder / RERANKER_FILE).unlink(missing_ok=True)  # a scorer of the files just replaced
+    return folder
+
+
+def _write_staged(
+    folder: Path,
+    config: ModelConfig,
+    embeddings: np.ndarray,
+    tokenizer: Tokenizer,
+    extra_tensors: dict[str, np.ndarray] | None,
+    card: str | None,
+    reranker: Path | None,
+) -> None:
+    """Write the files to a staging folder beside `folder`, check they read back, then move them in."""
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as staging_name:
         staging = Path(staging_name)
         tensors = {"embeddings": np.ascontiguousarray(embeddings)}
@@ -229,13 +255,13 @@ def write_model(
             (staging / CARD_FILE).write_text(card, encoding="utf-8")
         if config.reranker:
             shutil.copyfile(reranker, staging / RERANKER_FILE)
-        read_model(staging)
+        try:
+            read_model(staging)
+        except ModelFormatError as exc:
+            raise ModelFormatError(str(exc).replace(str(staging), str(folder))) from None
         for name in (WEIGHTS_FILE, TOKENIZER_FILE, RERANKER_FILE, CARD_FILE, CONFIG_FILE):
             if (staging / name).is_file():
                 os.replace(staging / name, folder / name)
-    if not config.reranker:
-        (folder / RERANKER_FILE).unlink(missing_ok=True)  # a scorer of the files just replaced
-    return folder
 
 
 def _expected_keys(config: ModelConfig) -> set[str]:

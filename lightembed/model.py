@@ -144,7 +144,7 @@ class LightEmbed:
         batch_size = positive_int("batch_size", self.batch_size if batch_size is None else batch_size)
         texts = [texts] if isinstance(texts, str) else _text_iterable(texts)
         blocks = (block for _, block in _checked_blocks(texts, batch_size))
-        yield from ordered_map(self._embed_block, blocks)
+        return ordered_map(self._embed_block, blocks)
 
     @property
     def output_width(self) -> int:
@@ -191,11 +191,13 @@ class LightEmbed:
     # ----------------------------------------------------------------- comparing
     def vectors(self, items: Items) -> np.ndarray:
         """Rows ready to compare: unit float rows or packed codes, from texts or from arrays."""
-        if isinstance(items, np.ndarray) and items.dtype.kind not in "UO":
+        if _is_vector_array(items):
             if items.ndim not in (1, 2):
                 raise ValueError(f"expected one vector [d] or vectors [n, d], got shape {items.shape}")
             array = items if items.ndim == 2 else items.reshape(1, -1)
-            return array if is_codes(array) else comparable_rows(array)
+            if array.shape[1] == 0:
+                raise ValueError("vectors have width 0")
+            return self._checked_codes(array) if is_codes(array) else comparable_rows(array)
         embedded = self.embed([items] if isinstance(items, str) else items)
         return embedded if self.binary else comparable_rows(embedded)
 
@@ -203,6 +205,15 @@ class LightEmbed:
         if not is_codes(codes):
             return None
         return self.dim if self.binary and codes.shape[1] == self.output_width else codes.shape[1] * 8
+
+    def _checked_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Packed codes whose padding bits (after the last of `_bits_for` bits) are all zero."""
+        spare = -self._bits_for(codes) % 8
+        if spare and (codes[:, -1] & ((1 << spare) - 1)).any():
+            raise ValueError(
+                f"codes have bits set after bit {self.dim}: they are not this model's {self.dim}-bit codes"
+            )
+        return codes
 
     def _query_and_docs(self, query: Items, docs: Items) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
         """One query row and the doc rows, ready to compare, and the doc texts when texts were given."""
@@ -398,6 +409,8 @@ class SimilarityKey:
     def __init__(self, model: LightEmbed, query: str, candidates: Iterable[str] | None = None) -> None:
         self.model = model
         self.query = model.vectors(query)
+        if len(self.query) != 1:
+            raise ValueError(f"expected one query, got {len(self.query)}")
         self.cache: dict[str, float] = {}
         if candidates is not None:
             self.prime(candidates)
@@ -450,7 +463,7 @@ def _text_iterable(texts: object) -> Iterable[str]:
     if texts is None:
         raise TypeError("texts must be a string or an iterable of strings, got None")
     if isinstance(texts, np.ndarray):
-        if texts.dtype.kind not in "UO":
+        if _is_vector_array(texts):
             raise TypeError(f"expected texts, got a numeric array of dtype {texts.dtype}")
         if texts.ndim != 1:
             raise TypeError(f"expected a 1-D array of texts, got shape {texts.shape} (pass one text as a str)")
@@ -474,7 +487,7 @@ def _checked_blocks(texts: Iterable[str], size: int) -> Iterator[tuple[int, list
 
 def _texts_or_none(items: Items) -> list[str] | None:
     """Items as a list of texts, or None when they are vectors."""
-    if isinstance(items, np.ndarray) and items.dtype.kind not in "UO":
+    if _is_vector_array(items):
         return None
     if isinstance(items, str):
         return [items]
@@ -487,9 +500,19 @@ def _texts_or_none(items: Items) -> list[str] | None:
 
 def _single(items: Items) -> bool:
     """One text, or one vector (a 1-D numeric array)."""
-    return isinstance(items, str) or (
-        isinstance(items, np.ndarray) and items.dtype.kind not in "UO" and items.ndim == 1
-    )
+    return isinstance(items, str) or (_is_vector_array(items) and items.ndim == 1)
+
+
+def _is_vector_array(items: object) -> bool:
+    """True for a real numeric array (vectors or packed codes), False for texts and non-arrays.
+
+    Raises TypeError for arrays that are neither (bytes, complex, dates, records).
+    """
+    if not isinstance(items, np.ndarray) or items.dtype.kind in "UO":
+        return False
+    if items.dtype.kind in "biuf":
+        return True
+    raise TypeError(f"expected texts (str) or vectors (real numbers), got an array of dtype {items.dtype}")
 
 
 def _hits(indices: np.ndarray, scores: np.ndarray, texts: list[str] | None) -> list[Hit]:

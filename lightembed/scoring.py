@@ -14,16 +14,28 @@ def is_codes(x: np.ndarray) -> bool:
     return x.dtype == np.uint8
 
 
+# Row lengths outside this range lose precision in float32 (squares underflow or overflow): such
+# rows are scaled by their largest entry before normalising.
+SAFE_NORMS = (1e-18, 1e18)
+
+
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length as float32; zero rows stay zero (never NaN)."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    if np.isinf(norms).any():  # finite rows so large that their squared length overflows float32
-        largest = np.abs(vectors).max(axis=-1, keepdims=True)
-        vectors = np.divide(vectors, largest, out=np.zeros_like(vectors), where=largest > 0)
-        norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    unsafe = ~((norms > SAFE_NORMS[0]) & (norms < SAFE_NORMS[1]))  # zero rows too: they stay zero
+    if unsafe.any():
+        scaled = _scaled_by_largest(vectors)
+        vectors = np.where(unsafe, scaled, vectors)
+        norms = np.where(unsafe, np.linalg.norm(scaled, axis=-1, keepdims=True), norms)
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def _scaled_by_largest(vectors: np.ndarray) -> np.ndarray:
+    """Each row divided by its largest absolute entry (zero rows stay zero)."""
+    largest = np.abs(vectors).max(axis=-1, keepdims=True)
+    return np.divide(vectors, largest, out=np.zeros(vectors.shape, dtype=np.float32), where=largest > 0)
 
 
 # Rows whose length is within this of 1 count as unit rows (float32 rounding of normalised vectors is ~1e-7).
@@ -38,20 +50,23 @@ def comparable_rows(vectors: np.ndarray) -> np.ndarray:
     Raises ValueError on NaN or infinite values.
     """
     vectors = _narrowed(np.asarray(vectors))
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
     if not np.isfinite(norms).all() and not np.isfinite(vectors).all():
         raise ValueError("vectors contain NaN or infinite values")
-    if ((norms == 0) | (np.abs(norms - 1.0) <= UNIT_TOLERANCE)).all():
+    unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
+    if unit.all() or ((unit | (norms == 0)).all() and not vectors[~unit].any()):
         return vectors
     return unit_rows(vectors)
 
 
 def _narrowed(array: np.ndarray) -> np.ndarray:
-    """float32 rows pointing the same way: wider floats beyond float32's range are scaled down first."""
+    """float32 rows pointing the same way: wider floats beyond float32's range (either way) are scaled first."""
     if array.dtype.kind == "f" and array.dtype.itemsize > 4 and array.size:
         largest = np.maximum(array.max(axis=-1, keepdims=True), -array.min(axis=-1, keepdims=True))
-        if np.isfinite(largest).all() and largest.max() > np.finfo(np.float32).max:
+        finite = np.isfinite(largest).all()
+        tiny = (largest > 0) & (largest < SAFE_NORMS[0])
+        if finite and (largest.max() > np.finfo(np.float32).max or tiny.any()):
             array = array / np.where(largest > 0, largest, 1.0)
     return array.astype(np.float32, copy=False)
 
@@ -66,6 +81,10 @@ def similarity_matrix(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> 
         raise TypeError("cannot compare binary codes with float vectors")
     if is_codes(a):
         return hamming_similarity(a, b, bits or a.shape[1] * 8)
+    if len(a) == 1:
+        # One query: numpy's own dot product gives identical rows identical scores, which BLAS's
+        # matrix-vector kernel does not (its row groups round differently), so ties stay ties.
+        return _cosine_range(np.einsum("ij,j->i", b, a[0])[None])
     return _cosine_range(a @ b.T)
 
 
@@ -108,7 +127,9 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     if k == 0:
         return np.zeros(0, dtype=np.int64)
     if k < len(scores):
-        candidates = np.argpartition(-scores, k - 1)[:k]
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        above = np.flatnonzero(scores > kth)
+        candidates = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
     else:
         candidates = np.arange(len(scores))
     order = np.lexsort((candidates, -scores[candidates]))

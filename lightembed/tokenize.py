@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from itertools import chain
 
 import numpy as np
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
-# Characters kept per allowed token before tokenising: a 10 MB string costs no more than a paragraph.
+# Characters kept per allowed token before tokenising: a 10 MB string costs no more than a paragraph
+# (a text whose cut part does not fill the token cap is cut again, longer).
 CHARS_PER_TOKEN = 16
 
 
@@ -38,19 +39,31 @@ class TokenBatcher:
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of all texts concatenated (int64) and the number of ids of each text."""
         cap = self.max_chars
-        cut = [text[:cap] for text in texts]
-        try:
-            encodings = self.tokenizer.encode_batch_fast(cut, add_special_tokens=self.add_special_tokens)
-        except TypeError:
-            # Lone surrogates cannot cross into Rust; replace them and try again.
-            cut = [text.encode("utf-8", "replace").decode("utf-8") for text in cut]
-            encodings = self.tokenizer.encode_batch_fast(cut, add_special_tokens=self.add_special_tokens)
+        encodings = self._encode_cut(texts, cap)
+        # A cut text that did not fill the token cap lost words the cap allows (long runs of
+        # spaces or zero-width characters make few tokens): cut those again, longer.
+        short = [i for i, text in enumerate(texts) if len(text) > cap and not encodings[i].overflowing]
+        while short:
+            cap *= 4
+            for i, encoding in zip(short, self._encode_cut([texts[i] for i in short], cap)):
+                encodings[i] = encoding
+            short = [i for i in short if len(texts[i]) > cap and not encodings[i].overflowing]
         id_lists = [encoding.ids for encoding in encodings]
         lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
         flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
         if self._keep is not None:
             flat, lengths = self._drop_ignored(flat, lengths)
         return flat, lengths
+
+    def _encode_cut(self, texts: Sequence[str], cap: int) -> list[Encoding]:
+        """Encodings of the texts' first `cap` characters."""
+        cut = [text[:cap] for text in texts]
+        try:
+            return self.tokenizer.encode_batch_fast(cut, add_special_tokens=self.add_special_tokens)
+        except TypeError:
+            # Lone surrogates cannot cross into Rust; replace them and try again.
+            cut = [text.encode("utf-8", "replace").decode("utf-8") for text in cut]
+            return self.tokenizer.encode_batch_fast(cut, add_special_tokens=self.add_special_tokens)
 
     def token_ids(self, text: str) -> np.ndarray:
         """The ids of one text (the same ids `encode` pools)."""

@@ -127,6 +127,18 @@ def test_a_failed_write_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
         write_model(folder, ModelConfig(dim=16, vocab_size=V, reranker=True), tiny_codebook(), tiny_tokenizer())
 
 
+def test_a_failed_write_of_a_new_folder_leaves_nothing_and_names_the_target(tmp_path: Path) -> None:
+    declares_weights = ModelConfig(dim=16, vocab_size=V, token_weights=True)
+    with pytest.raises(ModelFormatError, match=re.escape(str(tmp_path / "new" / "model.safetensors"))):
+        write_model(tmp_path / "new", declares_weights, tiny_codebook(), tiny_tokenizer())
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(TypeError, match="config must be a ModelConfig, got dict"):
+        write_model(tmp_path / "new", {"dim": 16}, tiny_codebook(), tiny_tokenizer())
+    with pytest.raises(TypeError, match="tokenizer must be a tokenizers.Tokenizer, got NoneType"):
+        write_model(tmp_path / "new", ModelConfig(dim=16, vocab_size=V), tiny_codebook(), None)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rewriting_a_folder_without_its_reranker_removes_the_old_scorer(tmp_path: Path) -> None:
     folder = add_reranker(write_tiny_model(tmp_path / "m"))
     config = ModelConfig(dim=16, vocab_size=V, ignore_token_ids=(0, 1))

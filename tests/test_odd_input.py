@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +154,57 @@ def test_binary_codes_of_empty_texts_are_all_zero_and_match_each_other(tiny_dir:
     binary = lightembed.load(tiny_dir, binary=True)
     np.testing.assert_array_equal(binary.embed(["", "   "]), 0)
     assert binary.similarity("", "   ") == 1.0
+
+
+# --------------------------------------------------------------------- long texts, ties, arrays
+@pytest.mark.parametrize("padding", ["\n" * 9_000, "\u200b" * 20_000, " " * 100_000])
+def test_words_after_a_long_run_of_blanks_are_still_read(padding: str) -> None:
+    model = lightembed.load()  # the character pre-cut (16 per allowed token) ends inside the padding
+    text = "the moon causes the tides"
+    assert model.similarity(padding + text, text) == pytest.approx(1.0, abs=1e-6)
+    _, lengths = model.tokens.encode([padding + (text + " ") * 200, text])
+    assert lengths.tolist() == [model.tokens.max_length, 5]  # the token cap still holds
+
+
+def test_identical_documents_tie_and_keep_their_order() -> None:
+    model = lightembed.load()
+    docs = ["a cat sat"] * 7
+    assert [hit.index for hit in model.rank("cat", docs)] == list(range(7))
+    assert model.topk("cat", docs, k=1)[0].index == 0
+    assert len({hit.score for hit in model.rank("cat", docs)}) == 1
+
+
+def test_binary_codes_with_padding_bits_set_are_refused() -> None:
+    nine_bits = lightembed.load(binary=True, dim=9)
+    codes = nine_bits.embed(["a cat sat on the mat", "football tonight"])
+    assert codes.shape == (2, 2) and not (codes[:, 1] & 0x7F).any()
+    assert -1.0 <= nine_bits.similarity(codes[0], codes[1]) <= 1.0
+    sixteen_bits = lightembed.load(binary=True, dim=16).embed(["a cat sat on the mat", "football tonight"])
+    with pytest.raises(ValueError, match="bits set after bit 9"):
+        nine_bits.similarity(sixteen_bits, sixteen_bits)
+    with pytest.raises(ValueError, match="bits set after bit 9"):
+        nine_bits.topk(codes[0], np.array([[0xFF, 0xFF]], np.uint8))
+
+
+@pytest.mark.parametrize(
+    "array", [np.array([b"hello", b"world"]), np.ones(16, complex), np.array(["2020-01-01"], "datetime64[D]")]
+)
+def test_arrays_that_are_neither_texts_nor_real_vectors_are_refused(tiny: lightembed.LightEmbed, array) -> None:
+    for call in (lambda: tiny.similarity(array, "the cat"), lambda: tiny.embed(array), lambda: tiny.rank("cat", array)):
+        with pytest.raises(TypeError, match=re.escape(f"array of dtype {array.dtype}")):
+            call()
+
+
+def test_zero_width_vectors_and_codes_are_refused(tiny: lightembed.LightEmbed) -> None:
+    for empty in (np.zeros((3, 0), np.uint8), np.zeros((3, 0), np.float32)):
+        with pytest.raises(ValueError, match="width 0"):
+            tiny.topk(empty[0], empty, k=2)
+
+
+def test_bad_arguments_fail_at_the_call_not_later(tiny: lightembed.LightEmbed) -> None:
+    with pytest.raises(TypeError, match="got None"):
+        tiny.iter_embed(None)
+    with pytest.raises(ValueError, match="batch_size"):
+        tiny.iter_embed(["the cat"], batch_size=0)
+    with pytest.raises(ValueError, match="expected one query, got 2"):
+        tiny.key(["the cat", "a dog"])

@@ -1,11 +1,11 @@
-"""comparable_rows: unit rows without a copy when they already are, a clear error on NaN."""
+"""comparable_rows: unit rows without a copy when they already are, a clear error on NaN; top-k ties."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lightembed.scoring import comparable_rows, unit_rows
+from lightembed.scoring import comparable_rows, similarity_matrix, top_indices, unit_rows
 
 
 def test_unit_rows_come_back_without_a_copy() -> None:
@@ -38,3 +38,30 @@ def test_huge_finite_values_are_not_mistaken_for_infinite() -> None:
     rows = np.array([[3e30, 4e30]], dtype=np.float32)  # the squared norm overflows float32
     np.testing.assert_allclose(comparable_rows(rows), [[0.6, 0.8]], rtol=1e-6)
     np.testing.assert_allclose(unit_rows(rows), [[0.6, 0.8]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-25, 1e-45])
+def test_tiny_rows_are_normalised_not_taken_for_zero_rows(scale: float) -> None:
+    rows = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32) * np.float32(scale)
+    expected = [[0.6, 0.8], [0.0, 0.0]]
+    np.testing.assert_allclose(unit_rows(rows), expected, rtol=1e-6)
+    np.testing.assert_allclose(comparable_rows(rows), expected, rtol=1e-6)
+    np.testing.assert_allclose(comparable_rows(rows.astype(np.float64) * 1e-30), expected, rtol=1e-6)
+
+
+def test_top_indices_break_ties_by_lower_index_at_the_cut() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        scores = rng.integers(0, 4, size=int(rng.integers(1, 40))).astype(np.float32)
+        k = int(rng.integers(1, len(scores) + 1))
+        expected = np.lexsort((np.arange(len(scores)), -scores))[:k]
+        np.testing.assert_array_equal(top_indices(scores, k), expected)
+
+
+@pytest.mark.parametrize("width", [9, 64, 256, 384])
+def test_one_query_gives_identical_rows_identical_scores(width: int) -> None:
+    rng = np.random.default_rng(width)
+    rows = np.tile(unit_rows(rng.standard_normal((1, width))), (37, 1))
+    query = unit_rows(rng.standard_normal((1, width)))
+    scores = similarity_matrix(query, rows)
+    assert scores.shape == (1, 37) and np.ptp(scores) == 0.0

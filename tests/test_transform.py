@@ -70,6 +70,7 @@ def test_round_trip(tmp_path: Path) -> None:
         (np.full((2, 10), np.nan, np.float32), None, "NaN"),
         (np.ones((2, 10), np.float32), 7, "between 1 and 6"),
         (np.ones((2, 10), np.float32), 0, "between 1 and 6"),
+        (np.full((2, 10), 1e300), None, "beyond float32's range"),
     ],
 )
 def test_bad_vectors_and_dims(vectors: np.ndarray, dim: int | None, message: str) -> None:

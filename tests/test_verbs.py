@@ -664,6 +664,14 @@ def test_maxsim_scores_hand_computed(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_allclose(maxsim_scores(query, doc_tokens, lengths), expected, atol=1e-6)
 
 
+def test_maxsim_scores_stay_within_one() -> None:
+    query = np.array([[1.0, 0.0]], dtype=np.float32)
+    doc_tokens = np.array(
+        [[np.nextafter(np.float32(1.0), np.float32(2.0)), 0.0]], dtype=np.float32
+    )  # rounded unit rows
+    assert maxsim_scores(query, doc_tokens, np.array([1]))[0] == np.float32(1.0)
+
+
 def test_maxsim_with_empty_query_or_no_docs() -> None:
     tokens = np.eye(2, dtype=np.float32)
     np.testing.assert_array_equal(maxsim_scores(np.zeros((0, 2), np.float32), tokens, np.array([2])), [0.0])
