@@ -57,10 +57,25 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser that raises UsageError instead of printing usage and exiting."""
+    """An argument parser that raises UsageError instead of printing usage and exiting.
+
+    A subcommand's parser takes its positionals and options in any order (`topk QUERY -k 5 FILE`):
+    plain argparse stops filling an optional positional once an option comes between.
+    """
+
+    _intermixing = False
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._subparsers is not None or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # parse_known_intermixed_args calls back into this method
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,8 +268,8 @@ def _positive_int(value: str) -> int:
         number = int(value)
     except ValueError:
         number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    if not 1 <= number <= sys.maxsize:
+        raise argparse.ArgumentTypeError(f"must be a positive integer up to {sys.maxsize}, got {value!r}")
     return number
 
 
@@ -306,10 +321,15 @@ def _with_progress(blocks: Iterable[np.ndarray], total: int | None, enabled: boo
 def _write_hits(args: argparse.Namespace, hits: Iterable[Hit], texts: list[str]) -> None:
     with textio.open_output(args.output) as out:
         if args.output_format == "text":
-            out.writelines(f"{hit.score:.6f}\t{texts[hit.index]}\n" for hit in hits)
+            out.writelines(f"{hit.score:.6f}\t{_one_line(texts[hit.index])}\n" for hit in hits)
         else:
             rows = ({"index": h.index, "score": round(h.score, 6), "text": texts[h.index]} for h in hits)
             textio.write_jsonl(out, rows)
+
+
+def _one_line(text: str) -> str:
+    """A text for one line of text output: backslash, line feed and carriage return escaped as \\\\, \\n, \\r."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _stderr(line: str) -> None:
@@ -359,8 +379,8 @@ def run_embed(args: argparse.Namespace) -> None:
     """Stream the items through the model into .npy, Parquet or JSON lines (resumable with --work-dir)."""
     model, spec = _load(args), _spec(args)
     if args.work_dir is not None:
-        if spec.is_stdin:
-            raise UsageError("--work-dir needs an input file: stdin cannot be read again to resume")
+        if jobs.needs_spool(spec):
+            raise UsageError("--work-dir needs an input file: stdin or a pipe cannot be read again to resume")
         with jobs.work_folder(args.work_dir) as folder:
             job = jobs.Job(folder, spec, model, chunk_rows=args.chunk_size, progress=_progress(args))
             count = job.embed()
@@ -442,7 +462,7 @@ def run_dedup(args: argparse.Namespace) -> None:
     """
     model, spec = _load(args), _spec(args)
     search = SearchOptions(mode=args.mode, clusters=args.clusters, probes=args.probes, seed=args.seed)
-    textio.input_format(spec)
+    jobs.check_kept_outputs(spec, args.output, args.report)  # before the long part of the run
     streamed = jobs.needs_spool(spec)
     if args.work_dir is not None and streamed:
         raise UsageError("--work-dir needs an input file: stdin or a pipe cannot be read again to resume")
@@ -468,7 +488,7 @@ def run_cluster(args: argparse.Namespace) -> None:
     labels = result.labels.tolist()
     with textio.open_output(args.output) as out:
         if args.output_format == "text":
-            out.writelines(f"{label}\t{text}\n" for label, text in zip(labels, texts))
+            out.writelines(f"{label}\t{_one_line(text)}\n" for label, text in zip(labels, texts))
         else:
             rows = ({"index": i, "cluster": label, "text": text} for i, (label, text) in enumerate(zip(labels, texts)))
             textio.write_jsonl(out, rows)
@@ -495,6 +515,12 @@ TRANSFORM_BLOCK = 65536
 def run_transform(args: argparse.Namespace) -> None:
     """Stream a .npy of vectors through a transform file into another .npy, block by block."""
     transform = load_transform(args.transform)
+    width = transform.out_dim or transform.in_dim
+    if args.dim is not None and args.dim > width:
+        raise UsageError(f"--dim must be between 1 and {width} (the transform's output width), got {args.dim}")
+    if args.output == textio.STD_STREAM:
+        raise UsageError("transform writes a .npy file: give its path with -o, not '-'")
+    textio.check_output_path(args.output)
     with open(args.input, "rb") as handle:
         if handle.read(6) != b"\x93NUMPY":
             raise ValueError(f"{args.input}: not a .npy file")
@@ -506,7 +532,7 @@ def run_transform(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.input}: expected a 2-D float array, got {vectors.dtype} of shape {vectors.shape}")
     if vectors.shape[1] != transform.in_dim:
         raise ValueError(f"{args.input}: vectors have {vectors.shape[1]} dims, the transform takes {transform.in_dim}")
-    dim = args.dim or transform.out_dim
+    dim = args.dim or width
     blocks = (
         transform.apply(vectors[start : start + TRANSFORM_BLOCK], dim=dim)
         for start in range(0, len(vectors), TRANSFORM_BLOCK)

@@ -125,7 +125,9 @@ def spool(folder: Path, spec: textio.InputSpec) -> Path:
 
 def needs_spool(spec: textio.InputSpec) -> bool:
     """Whether the input is stdin or a stream such as a pipe: one pass only, so it is spooled first."""
-    return spec.is_stdin or (os.path.exists(spec.path) and not os.path.isfile(spec.path))
+    return spec.is_stdin or (
+        os.path.exists(spec.path) and not os.path.isfile(spec.path) and not os.path.isdir(spec.path)
+    )
 
 
 def read_json(path: Path, *keys: str) -> Any:
@@ -386,13 +388,8 @@ def write_kept(spec: textio.InputSpec, result: DedupResult, output: str | None, 
     Report rows name the kept item each removed one duplicates, with both texts. Parquet input
     gives Parquet output (the kept rows with every column).
     """
-    fmt = textio.input_format(spec)
-    named = None if output in (None, textio.STD_STREAM) else textio.SUFFIX_FORMATS.get(Path(output).suffix.lower())
-    if named not in (None, fmt):
-        raise textio.FileError(f"{output}: names {named} output, but dedup writes the kept records as read ({fmt})")
-    parquet = fmt == "parquet"
-    if parquet and output in (None, textio.STD_STREAM):
-        raise textio.FileError("deduplicating Parquet writes Parquet: give an output file with -o")
+    check_kept_outputs(spec, output, report)
+    parquet = textio.input_format(spec) == "parquet"
     if not parquet or report is not None:  # before a Parquet output, which may replace the input
         with ExitStack() as stack:
             out = None if parquet else stack.enter_context(textio.open_output(output))
@@ -401,6 +398,26 @@ def write_kept(spec: textio.InputSpec, result: DedupResult, output: str | None, 
     if parquet:
         with textio.atomic_path(output) as temp:
             parquetio.write_kept_rows(spec.path, temp, result.kept)
+
+
+def check_kept_outputs(spec: textio.InputSpec, output: str | None, report: str | None) -> None:
+    """Raise FileError unless `write_kept` can write these outputs (checked before a long run, and again there).
+
+    The kept records are written as read, so an output suffix must name the input's format (or,
+    when a format was forced with --format, the input file's own suffix).
+    """
+    fmt = textio.input_format(spec)
+    files = [path for path in (output, report) if path not in (None, textio.STD_STREAM)]
+    if output in files:
+        named = textio.SUFFIX_FORMATS.get(Path(output).suffix.lower())
+        if named not in (None, fmt, textio.guess_format(spec.path)):
+            raise textio.FileError(f"{output}: names {named} output, but dedup writes the kept records as read ({fmt})")
+    if fmt == "parquet" and output not in files:
+        raise textio.FileError("deduplicating Parquet writes Parquet: give an output file with -o")
+    if len(files) == 2 and os.path.realpath(output) == os.path.realpath(report):
+        raise textio.FileError(f"{report}: the report and the kept items (-o) would be written to the same file")
+    for path in files:
+        textio.check_output_path(path)
 
 
 def _copy_pass(spec: textio.InputSpec, result: DedupResult, out: IO[str] | None, rep: IO[str] | None) -> None:

@@ -125,10 +125,11 @@ def nearest_clusters(
     """The `probes` nearest fine clusters of each row, nearest first: [n, probes] int32, -1 where there are fewer.
 
     Only the children of each row's nearest coarse clusters are compared; when `probes` covers
-    every fine cluster, every one is.
+    every fine cluster, every one is (and `probes` is cut to the number of clusters).
     """
     if probes < 1:
         raise ValueError(f"probes must be at least 1, got {probes}")
+    probes = min(probes, partitioning.n_clusters)
     k1 = len(partitioning.coarse)
     coarse_probes = k1 if probes >= partitioning.n_clusters else min(k1, COARSE_PROBES)
     out = np.empty((len(vectors), probes), dtype=np.int32)

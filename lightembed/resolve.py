@@ -78,7 +78,12 @@ def _download(
         try:  # a commit never changes: a cached snapshot of it needs no network
             return Path(str(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True)))
         except LocalEntryNotFoundError:
-            pass
+            unreachable = _no_answer_from_hub(repo_id, revision)
+            if unreachable is not None:  # fail now: the file listing that follows retries for about 20 s
+                raise ModelNotFoundError(
+                    f"{repo_id} at revision {revision!r}: not in the local Hugging Face cache and the Hub "
+                    f"could not be reached ({unreachable}); download it once with network access, or pass a local folder"
+                ) from None
     try:
         folder = snapshot_download(
             repo_id,
@@ -97,3 +102,17 @@ def _download(
     except (HfHubHTTPError, OSError, ValueError) as exc:
         raise ModelNotFoundError(f"{repo_id}: could not be fetched from the Hugging Face Hub ({exc})") from None
     return Path(str(folder))
+
+
+def _no_answer_from_hub(repo_id: str, revision: str) -> Exception | None:
+    """The error of one quick request to the Hub when it gave no answer at all, else None."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        HfApi().repo_info(repo_id, revision=revision)
+    except HfHubHTTPError:
+        return None  # the Hub answered (not found, no access, ...): snapshot_download reports it
+    except Exception as exc:  # the HTTP client's connection or timeout error; its class depends on the hub version
+        return exc
+    return None

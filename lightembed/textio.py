@@ -105,14 +105,14 @@ def open_input(spec: InputSpec) -> Iterator[Source]:
     """
     fmt = input_format(spec)
     if fmt == "parquet":
-        yield Source("", (Record(text, "") for text in parquetio.read_texts(spec.path, spec.column or DEFAULT_KEY)))
+        yield Source("", (Record(text, "") for text in parquetio.read_texts(spec.path, _key(spec.column))))
         return
     with _open_binary(spec) as stream:
         lines = _decoded_lines(stream, spec.name)
         if fmt == "csv":
-            yield _csv_source(lines, spec.name, spec.column or DEFAULT_KEY)
+            yield _csv_source(lines, spec.name, _key(spec.column))
         elif fmt == "jsonl":
-            yield Source("", _jsonl_records(lines, spec.name, spec.field or DEFAULT_KEY))
+            yield Source("", _jsonl_records(lines, spec.name, _key(spec.field)))
         else:
             yield Source("", (Record(_strip_newline(line), line) for line in lines))
 
@@ -184,6 +184,11 @@ def _decoded_lines(stream: IO[bytes], name: str) -> Iterator[str]:
         yield line.removeprefix("\ufeff") if number == 1 else line
 
 
+def _key(name: str | None) -> str:
+    """The JSON field or CSV column to read: the one named (even ""), else the default."""
+    return DEFAULT_KEY if name is None else name
+
+
 def _strip_newline(line: str) -> str:
     return line[:-2] if line.endswith("\r\n") else line.removesuffix("\n")
 
@@ -195,8 +200,8 @@ def _jsonl_records(lines: Iterable[str], name: str, field: str) -> Iterator[Reco
             continue
         try:
             value: Any = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FileError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
+        except ValueError as exc:  # bad JSON, or an integer too long to convert
+            raise FileError(f"{name}:{number}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
         except RecursionError:
             raise FileError(f"{name}:{number}: JSON nested too deeply") from None
         if not isinstance(value, dict):
@@ -206,7 +211,18 @@ def _jsonl_records(lines: Iterable[str], name: str, field: str) -> Iterator[Reco
         text = value[field]
         if not isinstance(text, str):
             raise FileError(f"{name}:{number}: field {field!r} is {type(text).__name__}, expected a string")
+        if "\\u" in line and not _is_unicode(text):
+            raise FileError(f"{name}:{number}: field {field!r} holds an unpaired surrogate escape (\\ud800-\\udfff)")
         yield Record(text, line)
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether the text can be written as UTF-8 (JSON escapes can make lone surrogates, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _LineTap:
@@ -235,7 +251,7 @@ def _csv_source(lines: Iterator[str], name: str, column: str) -> Source:
     """Read the header row, check the column, and return the rows lazily with their original text."""
     tap = _LineTap(lines)
     csv.field_size_limit(CSV_FIELD_LIMIT)  # the csv module's default refuses fields over 128 KiB
-    reader = csv.reader(tap)
+    reader = csv.reader(tap, strict=True)  # an unclosed or stray quote is an error, not a merged row
     try:
         header = next(reader)
     except StopIteration:
@@ -274,8 +290,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     if _is_special(path):
         yield Path(path)
         return
-    if os.path.isdir(path):
-        raise FileError(f"{path}: is a folder, expected a file to write")
+    check_output_path(path)
     target = Path(os.path.realpath(path))
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
@@ -290,6 +305,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def check_output_path(path: str | os.PathLike[str]) -> None:
+    """Raise FileError unless `path` can name a file to write: not a folder, in a folder that exists."""
+    if _is_special(path):
+        return
+    if os.path.isdir(path) or str(path).endswith(("/", os.sep)):
+        raise FileError(f"{path}: is a folder, expected a file to write")
+    parent = os.path.dirname(os.path.realpath(path))
+    if not os.path.isdir(parent):
+        raise FileError(f"{path}: cannot write here (no folder {parent})")
 
 
 def _is_special(path: str | os.PathLike[str]) -> bool:

@@ -376,6 +376,69 @@ def test_error_dedup_output_suffix_of_another_format(cli, lines_file: Path, tmp_
     assert cli("dedup", str(lines_file), "-o", str(tmp_path / "kept.txt"))[0] == 0
 
 
+def test_options_may_come_between_the_query_and_the_input(cli, tiny, lines_file: Path) -> None:
+    code, out, _ = cli("topk", "the cat", "-k", "2", str(lines_file))
+    assert code == 0
+    assert [row["index"] for row in jsonl(out)] == [hit.index for hit in tiny.topk("the cat", LINES, k=2)]
+    code, out, _ = cli("similarity", "a cat", "--dim", "8", "a dog")
+    assert code == 0 and float(out) == pytest.approx(
+        lightembed.load(tiny.path, dim=8).similarity("a cat", "a dog"), abs=1e-6
+    )
+
+
+def test_error_broken_csv_quotes_name_the_line(cli, tmp_path: Path) -> None:
+    source = tmp_path / "rows.csv"
+    source.write_text('id,text\n1,"never closed\n2,b\n', encoding="utf-8")
+    assert_error(cli("rank", "q", str(source)), "rows.csv:3: bad CSV (unexpected end of data)")
+    source.write_text('text\n"a"b"\n', encoding="utf-8")
+    assert_error(cli("dedup", str(source)), "rows.csv:2: bad CSV")
+
+
+def test_json_lines_surrogates_huge_numbers_and_empty_field_names(cli, tmp_path: Path) -> None:
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"text": "a"}\n{"text": "\\ud800"}\n', encoding="utf-8")
+    assert_error(cli("rank", "q", str(source)), "docs.jsonl:2: field 'text' holds an unpaired surrogate escape")
+    source.write_text('{"text": "a", "n": 1' + "0" * 5000 + "}\n", encoding="utf-8")
+    assert_error(cli("rank", "q", str(source)), "docs.jsonl:1: not valid JSON (Exceeds the limit")
+    source.write_text('{"": "the empty key", "text": "the text"}\n', encoding="utf-8")
+    code, out, _ = cli("rank", "q", str(source), "--field", "")
+    assert code == 0 and jsonl(out)[0]["text"] == "the empty key"
+
+
+def test_text_output_keeps_one_line_per_item(cli, tmp_path: Path) -> None:
+    source = tmp_path / "docs.jsonl"
+    texts = ["line one\nline two", "back\\slash\r", "plain"]
+    source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts), encoding="utf-8")
+    escaped = {"line one\\nline two", "back\\\\slash\\r", "plain"}
+    for command in (("rank", "q"), ("cluster", "-k", "2")):
+        code, out, _ = cli(*command, str(source), "--output-format", "text")
+        lines = out.splitlines()
+        assert code == 0 and len(lines) == 3
+        assert {line.split("\t", 1)[1] for line in lines} == escaped
+
+
+def test_error_dedup_outputs_are_checked_before_the_run(cli, lines_file: Path, tmp_path: Path) -> None:
+    same = tmp_path / "same.txt"
+    assert_error(cli("dedup", str(lines_file), "-o", str(same), "--report", str(same)), "written to the same file")
+    assert_error(cli("dedup", str(lines_file), "-o", str(tmp_path / "no" / "kept.txt")), "cannot write here (no folder")
+    assert_error(cli("dedup", str(lines_file), "-o", str(tmp_path / "new") + "/"), "is a folder")
+    assert sorted(os.listdir(tmp_path)) == ["lines.txt"]
+    forced = tmp_path / "rows.csv"  # read as text lines: the output may keep the file's own suffix
+    forced.write_text("text\na\nb\na\n", encoding="utf-8")
+    assert cli("dedup", str(forced), "--format", "text", "-o", str(tmp_path / "kept.csv"))[0] == 0
+    assert (tmp_path / "kept.csv").read_text(encoding="utf-8") == "text\na\nb\n"
+
+
+def test_error_numbers_beyond_64_bits(cli, lines_file: Path) -> None:
+    assert_error(cli("dedup", str(lines_file), "--chunk-size", "9" * 20), "argument --chunk-size: must be a positive")
+
+
+def test_partitioned_probes_beyond_the_clusters_compare_every_pair(cli, lines_file: Path) -> None:
+    exact = cli("dedup", str(lines_file), "--mode", "exact")
+    probed = cli("dedup", str(lines_file), "--mode", "partitioned", "--clusters", "2", "--probes", str(10**15))
+    assert probed[0] == 0 and probed[1] == exact[1]
+
+
 def test_no_command_and_help(cli) -> None:
     assert_error(cli(model=False), "the following arguments are required: COMMAND")
     code, out, _ = cli("dedup", "--help", model=False)
@@ -413,3 +476,12 @@ def test_module_closed_pipe_is_quiet(tiny_dir: Path, tmp_path: Path) -> None:
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 1
     assert b"Traceback" not in stderr and stderr == b""
+
+
+def test_error_work_dir_with_a_folder_or_a_pipe_as_input(cli, tmp_path: Path) -> None:
+    folder, fifo = tmp_path / "folder", tmp_path / "pipe"
+    folder.mkdir()
+    os.mkfifo(fifo)
+    for command in ("embed", "dedup"):
+        assert_error(cli(command, str(folder), "--work-dir", str(tmp_path / "w")), f"{folder}: Is a directory")
+        assert_error(cli(command, str(fifo), "--work-dir", str(tmp_path / "w")), "stdin or a pipe cannot be read again")

@@ -6,6 +6,7 @@ import shutil
 import socket
 from pathlib import Path
 
+import huggingface_hub
 import huggingface_hub.constants
 import numpy as np
 import pytest
@@ -122,6 +123,23 @@ def test_hub_id_with_pinned_revision(hub_cache: Path) -> None:
 def test_cached_commit_loads_without_network_when_online(hub_cache: Path) -> None:
     pinned = lightembed.load("owner/name", revision=HASH_OLD, cache_dir=hub_cache, offline=False)
     assert pinned.path == hub_cache / "models--owner--name" / "snapshots" / HASH_OLD
+
+
+def test_uncached_commit_fails_fast_when_the_hub_gives_no_answer(
+    hub_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_answer(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("network is unreachable")
+
+    def listing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the file listing (which retries for about 20 s offline) was requested")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", no_answer)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_tree", listing)
+    with pytest.raises(
+        ModelNotFoundError, match=r"revision '2222.*Hub could not be reached \(network is unreachable\)"
+    ):
+        lightembed.load("owner/name", revision="2" * 40, cache_dir=hub_cache, offline=False)
 
 
 def test_revision_of_a_local_model_is_an_error(tiny_dir: Path) -> None:

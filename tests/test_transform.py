@@ -124,3 +124,23 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(ModelFormatError, match="not a valid safetensors"):
         load_transform(broken)
+
+
+def test_transform_command_checks_dim_and_output_before_writing(tmp_path: Path, capsys) -> None:
+    from lightembed.cli import main
+
+    path = save_transform(tmp_path / "t.safetensors", full_transform())
+    vectors = RNG.standard_normal((5, 10)).astype(np.float32)
+    np.save(tmp_path / "x.npy", vectors)
+    base = ["transform", str(path), str(tmp_path / "x.npy")]
+    assert main([*base, "-o", str(tmp_path / "y.npy"), "--dim", "4"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), full_transform().apply(vectors, dim=4), atol=1e-6)
+    for extra, message in (
+        (["-o", str(tmp_path / "z.npy"), "--dim", "7"], "--dim must be between 1 and 6"),
+        (["-o", str(tmp_path / "z.npy"), "--dim", str(10**12)], "--dim must be between 1 and 6"),
+        (["-o", "-"], "give its path with -o, not '-'"),
+        (["-o", str(tmp_path / "no" / "z.npy")], "cannot write here"),
+    ):
+        assert main([*base, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.safetensors", "x.npy", "y.npy"]
