@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from .errors import ModelFormatError
@@ -43,7 +43,10 @@ def read_tensor_file(
 
 def write_tensor_file(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
     """Write a safetensors file readable as any new file is (safetensors alone makes it private, 0600)."""
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:  # safetensors reports a failed write (no space, no access) as its own error
+        raise OSError(f"{path}: cannot write ({exc})") from None
     os.chmod(path, usual_file_mode())
 
 

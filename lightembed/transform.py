@@ -169,6 +169,10 @@ def save_transform(path: str | Path, transform: Transform, metadata: Mapping[str
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a folder, expected a transform file path (.safetensors)")
+    tensors = transform.tensors()
+    broken = sorted(name for name, value in tensors.items() if not np.isfinite(value).all())
+    if broken:
+        raise ValueError(f"{path}: not written: {broken} hold NaN or infinite values")
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         **{str(key): str(value) for key, value in (metadata or {}).items()},
@@ -177,7 +181,7 @@ def save_transform(path: str | Path, transform: Transform, metadata: Mapping[str
         "activation": transform.activation,
         "normalize": "true" if transform.normalize else "false",
     }
-    write_tensor_file(path, transform.tensors(), metadata)
+    write_tensor_file(path, tensors, metadata)
     load_transform(path)
     return path
 

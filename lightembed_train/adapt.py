@@ -41,7 +41,7 @@ from lightembed.config import ACTIVATIONS
 from lightembed.scoring import blocks, unit_rows
 from lightembed.transform import Transform
 
-from .checks import require_counts, require_non_negative, require_positive
+from .checks import finite_loss, require_counts, require_non_negative, require_positive
 from .device import resolve_device
 from .evaluation.retrieval import ndcg_at_k, top_k
 
@@ -385,7 +385,10 @@ def group_split(relevant: Sequence[np.ndarray], dev_fraction: float, seed: int) 
         dev.extend(members)
     train = sorted(set(labelled) - set(dev))
     if not dev or not train:
-        raise ValueError(f"{len(labelled)} queries with relevant documents are too few for a train/dev split")
+        raise ValueError(
+            f"the {len(labelled)} queries with relevant documents form {len(order)} groups (queries that share a "
+            f"document stay together): too few for a train/dev split at dev_fraction={dev_fraction}"
+        )
     return np.asarray(train, dtype=np.int64), np.asarray(sorted(dev), dtype=np.int64)
 
 
@@ -573,7 +576,7 @@ def _run_stage(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss.detach())
+            total += finite_loss(float(loss.detach()), epoch)
             steps += 1
         history.append(record(epoch, total / max(steps, 1)))
         scores = {m: history[-1][f"@{m}"] for m in scorer.dims if f"@{m}" in history[-1]}

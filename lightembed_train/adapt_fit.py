@@ -39,6 +39,7 @@ from .adapt import (
     relevance_lists,
     train_adaptor,
 )
+from .checks import numbered_lines
 from .distill import versions
 
 logger = logging.getLogger(__name__)
@@ -386,18 +387,14 @@ def load_vectors(path: str | Path) -> np.ndarray:
 
 def read_relevance(path: str | Path) -> np.ndarray:
     """(query row, corpus row) pairs [n, 2] from lines `query_row<TAB>corpus_row` ('#' lines and blanks skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: relevance file not found")
     pairs = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = line.split()
-            if len(fields) != 2 or not all(f.isdigit() for f in fields):
-                raise ValueError(f"{path}:{number}: expected 'query_row<TAB>corpus_row' (two integers), got {line!r}")
-            pairs.append((int(fields[0]), int(fields[1])))
+    for number, line in numbered_lines(path, "relevance"):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            raise ValueError(f"{path}:{number}: expected 'query_row<TAB>corpus_row' (two integers), got {line!r}")
+        pairs.append((int(fields[0]), int(fields[1])))
     if not pairs:
         raise ValueError(f"{path}: no relevant pairs")
     return np.asarray(pairs, dtype=np.int64)

@@ -44,7 +44,7 @@ from lightembed import ModelConfig, write_model
 from lightembed.folder import CARD_FILE, WEIGHTS_FILE
 from lightembed.scoring import unit_rows
 
-from .checks import require_counts, require_non_negative, require_positive, require_unit_interval
+from .checks import finite_loss, require_counts, require_non_negative, require_positive, require_unit_interval
 from .datasets import ScoredPairs
 from .device import resolve_device
 from .distill import DTYPES, describe_corpus, storage_note, stored_codebook, versions
@@ -363,7 +363,7 @@ def train_binary_codebook(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(rows)
+            total += finite_loss(loss.item(), epoch) * len(rows)
             counted += len(rows)
         history.append(evaluate(epoch, total / max(counted, 1)))
         if not dev or history[-1]["dev"] > history[best_epoch]["dev"]:
@@ -431,7 +431,7 @@ def train_binary_model(
     settings.check()
     started = time.perf_counter()
     model = lightembed.load(base)
-    check_base(model)
+    check_base(model, "binary")
     texts = corpus_sample(corpus_files, max_texts, settings.seed)
     labelled = pairs if settings.neighbour_share > 0 and not settings.neighbours else ()
     extra, neighbours = neighbour_texts(texts, labelled)

@@ -1,10 +1,10 @@
-"""Range checks of training settings: the first bad setting is named before any work starts."""
+"""Checks of training settings and input files: the first bad setting or line is named before any work starts."""
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,29 @@ def require_unit_interval(settings: Any, names: Iterable[str]) -> None:
         value = getattr(settings, name)
         if not _finite(value) or not 0 <= value < 1:
             raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def numbered_lines(path: str | Path, what: str) -> Iterator[tuple[int, str]]:
+    """(line number, line without its line break) of a UTF-8 text file (a byte-order mark is dropped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}:{number}: not UTF-8 text") from None
+            yield number, line.rstrip("\n").rstrip("\r")
+
+
+def finite_loss(value: float, epoch: int) -> float:
+    """A training step's loss; a ValueError (before anything is written) when training diverged."""
+    if not math.isfinite(value):
+        raise ValueError(
+            f"the training loss became {value} in epoch {epoch}: lower the learning rate (nothing was written)"
+        )
+    return value
 
 
 def _finite(value: Any) -> bool:

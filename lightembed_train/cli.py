@@ -248,6 +248,9 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
         seed=args.seed,
         **{k: v for k, v in given.items() if v is not None},
     )
+    settings.check()  # before the corpus is read (and embedded)
+    if not 0 < args.dev_fraction < 1:
+        raise ValueError(f"--dev-fraction must lie strictly between 0 and 1, got {args.dev_fraction}")
     if (args.queries is None) != (args.relevance is None):
         raise ValueError("--queries and --relevance go together")
     _check_early(args, folder=Path(args.corpus).suffix != ".npy")
@@ -517,7 +520,13 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
     settings = RerankSettings(normalize=not args.no_normalize, pooled=args.pooled, sort_rows=args.sort_rows, **values)
     settings.check()  # before the data and the teacher, the slow parts
     _check_early(args, folder=True)
-    triples = rerank_data(data, lightembed.load(args.base), seed=args.seed)
+    base = lightembed.load(args.base)
+    if settings.query_length > base.config.max_length:
+        raise ValueError(
+            f"--query-length {settings.query_length} is longer than the base model reads "
+            f"({base.config.max_length} tokens)"
+        )
+    triples = rerank_data(data, base, seed=args.seed)
     folder = train_model_reranker(
         args.base,
         args.out,
@@ -535,10 +544,13 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
 
 
 def _check_early(args: argparse.Namespace, *, folder: bool) -> None:
-    """The output path and the torch device, checked before any data is read or the teacher runs."""
+    """The output path, the teacher cache folder and the torch device, checked before any data is read."""
     from .device import resolve_device
 
     check_output(args.out, folder=folder)
+    cache = getattr(args, "cache", None)
+    if cache is not None and Path(cache).exists() and not Path(cache).is_dir():
+        raise ValueError(f"--cache {cache}: is a file, expected a folder for the teacher's embeddings")
     resolve_device(args.device)
 
 

@@ -266,7 +266,10 @@ def stored_codebook(table: np.ndarray, dtype: str) -> tuple[np.ndarray, dict[str
         with np.errstate(over="ignore"):  # an overflow is reported just below, by name
             stored = values.astype(dtype)
         if not np.isfinite(stored).all():
-            raise ValueError(f"the codebook overflows {dtype}; use dtype='float32' or 'int8'")
+            raise ValueError(
+                f"the codebook overflows {dtype} (its largest value is {np.abs(values).max():.3g}): use "
+                f"dtype='float32' or 'int8', or, when training diverged, a lower learning rate"
+            )
         return stored, {}
     peak = np.abs(values).max(axis=1)
     scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)

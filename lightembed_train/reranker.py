@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import json
 import logging
-import math
 import shutil
 import sys
 import time
@@ -47,7 +46,7 @@ from lightembed.pooling import mean_pool
 from lightembed.reranker import LiteScorer, document_windows, pad_ids, save_reranker, window_counts
 from lightembed.scoring import unit_rows
 
-from .checks import require_counts, require_non_negative, require_positive, require_unit_interval
+from .checks import finite_loss, require_counts, require_non_negative, require_positive, require_unit_interval
 from .device import resolve_device
 from .distill import versions
 from .evaluation.reranking import rank_by_score, ranked_average_precision
@@ -376,12 +375,7 @@ def train_reranker(
                 with torch.no_grad():
                     for mean, weight in zip(averaged.parameters(), module.parameters()):
                         mean.lerp_(weight, 1.0 - settings.ema_decay)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise ValueError(
-                    f"the training loss became {value} in epoch {epoch}: lower the learning rate (nothing was written)"
-                )
-            total += value * len(batch)
+            total += finite_loss(loss.item(), epoch) * len(batch)
         module.eval()
         history.append(evaluate(epoch, total / len(order)))
         if not dev or history[-1]["dev"] > history[best_epoch]["dev"]:

@@ -34,7 +34,7 @@ from lightembed.parallel import ordered_map
 from lightembed.scoring import unit_rows
 from lightembed.tokenize import TokenBatcher
 
-from .checks import require_counts, require_non_negative, require_positive
+from .checks import finite_loss, require_counts, require_non_negative, require_positive
 from .datasets import ScoredPairs
 from .distill import DTYPES, describe_corpus, pca, storage_note, stored_codebook, versions
 from .targets import corpus_sample, teacher_embeddings
@@ -272,7 +272,7 @@ def tune_codebook(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(rows)
+            total += finite_loss(loss.item(), epoch) * len(rows)
         history.append(evaluate(epoch, total / len(order)))
         if not dev or history[-1]["dev"] > history[best_epoch]["dev"]:
             best_table, best_epoch = weight.detach().numpy().copy(), epoch
@@ -293,11 +293,11 @@ def check_dims(dims: Sequence[int], width: int) -> None:
         raise ValueError(f"prefix sizes {tuple(dims)} must lie in [1, {width}]")
 
 
-def check_base(model: LightEmbed) -> None:
-    """Tuning learns the codebook rows directly: the base must be a plain codebook model."""
+def check_base(model: LightEmbed, command: str = "tune") -> None:
+    """Training the codebook rows directly (`tune`, `binary`) needs a plain codebook model as the base."""
     parts = model.parts
     if parts.transform or parts.token_rows is not None:
-        raise ValueError(f"{parts.path}: tune needs a plain codebook (no projection, adaptor or shared rows)")
+        raise ValueError(f"{parts.path}: {command} needs a plain codebook (no projection, adaptor or shared rows)")
 
 
 def tune_model(

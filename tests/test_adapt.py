@@ -141,6 +141,12 @@ def test_group_split_keeps_queries_that_share_documents_together() -> None:
             assert (pair[0] in dev) == (pair[1] in dev)
 
 
+def test_group_split_names_the_groups_when_one_document_joins_every_query() -> None:
+    relevant = relevance_lists(np.array([[q, 0] for q in range(40)]), 40, 3)
+    with pytest.raises(ValueError, match="the 40 queries with relevant documents form 1 groups"):
+        group_split(relevant, 0.3, 0)
+
+
 def test_retrieval_ndcg_known_value() -> None:
     queries, docs = t([[1, 0]]).numpy(), t([[0, 1], [1, 0.1], [1, 0]]).numpy()
     scores = retrieval_ndcg(queries, docs, [np.array([0])], (2,))

@@ -4,6 +4,7 @@ its round trip through the runtime, the suite's binary encoders, and the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -340,3 +341,17 @@ def test_cli_binary(trained_folder: tuple[Path, Path], tmp_path: Path, capsys: p
     missing = ["-q", "binary", "--corpus", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "x"), "--no-dev"]
     assert train_cli(missing) == 2
     assert "nope.txt" in capsys.readouterr().err
+
+
+def test_a_base_with_a_projection_is_refused_by_name(tmp_path: Path) -> None:
+    parts = lightembed.read_model(write_tiny_model(tmp_path / "plain", dim=8, matryoshka_dims=(4,)))
+    config = dataclasses.replace(parts.config, projection=True)
+    weight = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+    projection = {"projection.weight": weight, "projection.bias": np.zeros(8, np.float32)}
+    base = lightembed.write_model(tmp_path / "base", config, parts.embeddings, parts.tokenizer, projection)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(random_texts(50, 3)) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="binary needs a plain codebook"):
+        train_binary_model(
+            base, [corpus], tmp_path / "binary", settings=BinarySettings(bits=8, prefixes=(8,)), progress=False
+        )

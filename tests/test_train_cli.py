@@ -39,3 +39,65 @@ def test_an_unknown_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     np.save(vectors, np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32))
     args = ("adapt", "--corpus", str(vectors), "--out", str(tmp_path / "a.safetensors"), "--device", "foo")
     assert "unknown torch device 'foo'" in run(capsys, *args)
+
+
+@pytest.mark.parametrize("device", ["meta", "xpu"])
+def test_a_device_this_torch_cannot_use(tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str) -> None:
+    args = ("adapt", "--corpus", str(tmp_path / "v.npy"), "--out", str(tmp_path / "a.safetensors"), "--device", device)
+    assert f"device '{device}'" in run(capsys, *args)
+
+
+def test_settings_are_checked_before_the_data_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = ("project", "--embeddings", str(tmp_path / "absent.npy"), "--groups", "g.tsv", "--out", "o.safetensors")
+    assert "max_trials must be a positive integer" in run(capsys, *project, "--max-trials", "0")
+    assert "split fractions must be non-negative and sum to 1" in run(capsys, *project, "--split", "0.5,0.6")
+    assert "--dim must be at least 1" in run(capsys, *project, "--dim", "0")
+    adapt = ("adapt", "--corpus", str(tmp_path / "absent.npy"), "--out", str(tmp_path / "a.safetensors"))
+    assert "learning_rate must be a positive number" in run(capsys, *adapt, "--lr", "0")
+    assert "--dev-fraction must lie strictly between 0 and 1" in run(capsys, *adapt, "--dev-fraction", "1")
+
+
+def test_a_diverging_adaptor_stops_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32))
+    out = tmp_path / "a.safetensors"
+    message = run(capsys, "-q", "adapt", "--corpus", str(vectors), "--out", str(out), "--epochs", "3", "--lr", "1e6")
+    assert "the training loss became nan" in message and "lower the learning rate" in message
+    assert not out.exists()
+
+
+def test_an_unwritable_transform_file_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "v.npy", rng.standard_normal((60, 8)).astype(np.float32))
+    (tmp_path / "g.tsv").write_text("".join(f"{i}\t{i % 20}\n" for i in range(60)))
+    out = Path("/proc/lightembed-test.safetensors")  # the folder exists, but no file can be made in it
+    args = ("-q", "project", "--embeddings", str(tmp_path / "v.npy"), "--groups", str(tmp_path / "g.tsv"))
+    assert f"{out}: cannot write" in run(capsys, *args, "--out", str(out), "--max-trials", "2", "--folds", "0")
+
+
+def test_groups_ids_and_pairs_files_with_odd_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "v.npy", rng.standard_normal((60, 8)).astype(np.float32))
+    project = ("-q", "project", "--embeddings", str(tmp_path / "v.npy"), "--out", str(tmp_path / "o.safetensors"))
+    groups = tmp_path / "g.tsv"
+    groups.write_bytes("".join(f"é{i}\t{i % 20}\n" for i in range(60)).encode("latin-1"))
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"é{i}\n" for i in range(60)) + "\n\n", encoding="utf-8")
+    assert f"{groups}:1: not UTF-8 text" in run(capsys, *project, "--groups", str(groups), "--ids", str(ids))
+    groups.write_text("\ufeff" + "".join(f"é{i}\t{i % 20}\n" for i in range(60)), encoding="utf-8")  # BOM first
+    assert train_main([*project, "--groups", str(groups), "--ids", str(ids), "--max-trials", "2"]) == 0
+    capsys.readouterr()
+    ids.write_text("".join(f"é{i}\n" for i in range(30)) + "\n" + "".join(f"é{i}\n" for i in range(30, 60)))
+    assert f"{ids}:31: blank line where an id was expected" in run(
+        capsys, *project, "--groups", str(groups), "--ids", str(ids)
+    )
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("0\t1\t1\n2\t3\tnan\n")
+    assert "label 'nan' is not a finite number" in run(capsys, *project, "--pairs", str(pairs))
+
+
+def test_constant_embeddings_are_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "v.npy", np.ones((60, 8), dtype=np.float32))
+    (tmp_path / "g.tsv").write_text("".join(f"{i}\t{i % 20}\n" for i in range(60)))
+    args = ("project", "--embeddings", str(tmp_path / "v.npy"), "--groups", str(tmp_path / "g.tsv"), "--out", "o.st")
+    assert "all 60 rows of the embeddings are the same vector" in run(capsys, *args)

@@ -312,3 +312,18 @@ def test_a_diverging_run_stops_with_an_error(tiny: lightembed.LightEmbed) -> Non
     settings = dataclasses.replace(SMALL, epochs=1, learning_rate=1e30)
     with pytest.raises(ValueError, match="training loss became nan in epoch 1"):
         train_reranker(**planted_training(tiny, settings), device="cpu", progress=False)
+
+
+def test_cli_rejects_a_query_length_beyond_the_base_and_a_cache_that_is_a_file(
+    tmp_path: Path, tiny_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_train_data(tmp_path / "data")
+    base = ["reranker", "--base", str(tiny_dir), "--out", str(tmp_path / "x"), "--data", str(data)]
+    max_length = lightembed.load(tiny_dir).config.max_length
+    assert train_main([*base, "--query-length", str(max_length + 1)]) == 2
+    assert f"longer than the base model reads ({max_length} tokens)" in capsys.readouterr().err
+    cache = tmp_path / "cache-file"
+    cache.write_text("x")
+    assert train_main([*base, "--cache", str(cache)]) == 2
+    assert "is a file, expected a folder" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -144,3 +144,11 @@ def test_transform_command_checks_dim_and_output_before_writing(tmp_path: Path, 
         assert main([*base, *extra]) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.safetensors", "x.npy", "y.npy"]
+
+
+def test_a_transform_with_nan_weights_is_not_written(tmp_path: Path) -> None:
+    weight = PW.copy()
+    weight[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"not written: \['projection.weight'\] hold NaN"):
+        save_transform(tmp_path / "t.safetensors", Transform((weight, PB)))
+    assert list(tmp_path.iterdir()) == []

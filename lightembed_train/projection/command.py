@@ -13,35 +13,31 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
-from ..checks import check_output, non_negative_int
+from ..checks import check_output, non_negative_int, numbered_lines
 from ..device import resolve_device
 from .crosscheck import FOLDS, TOP
-from .data import GroupedVectors, from_groups, from_pairs
-from .fit import FitReport, fit_projection, three_way_split
+from .data import GroupedVectors, check_fractions, from_groups, from_pairs
+from .fit import FitReport, check_options, fit_projection, three_way_split
 
 logger = logging.getLogger(__name__)
 
 
 def read_table(path: str | Path, columns: tuple[int, ...], what: str) -> list[list[str]]:
     """Tab-separated lines with `columns` allowed field counts (blank lines skipped), or a clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} file not found")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) not in columns:
-                wanted = " or ".join(str(c) for c in columns)
-                raise ValueError(f"{path}:{number}: expected {wanted} tab-separated fields, got {len(fields)}")
-            rows.append(fields)
+    for number, line in numbered_lines(path, what):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) not in columns:
+            wanted = " or ".join(str(c) for c in columns)
+            raise ValueError(f"{path}:{number}: expected {wanted} tab-separated fields, got {len(fields)}")
+        rows.append(fields)
     if not rows:
         raise ValueError(f"{path}: no {what} in the file")
     return rows
@@ -64,7 +60,9 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
             try:
                 label = float(fields[2])
             except ValueError:
-                raise ValueError(f"{path}: label {fields[2]!r} is not a number") from None
+                label = math.nan
+            if not math.isfinite(label):
+                raise ValueError(f"{path}: label {fields[2]!r} is not a finite number") from None
             if label <= 0:
                 continue
         if fields[0] == fields[1]:
@@ -88,9 +86,14 @@ def _read_npy(path: str) -> np.ndarray:
 
 
 def _read_ids(path: str) -> list[str]:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: ids file not found")
-    return Path(path).read_text(encoding="utf-8").splitlines()
+    """One id per line; blank lines at the end are ignored, a blank line before them is an error."""
+    ids = [line for _, line in numbered_lines(path, "ids")]
+    while ids and not ids[-1].strip():
+        ids.pop()
+    blank = next((number for number, item in enumerate(ids, 1) if not item.strip()), None)
+    if blank is not None:
+        raise ValueError(f"{path}:{blank}: blank line where an id was expected")
+    return ids
 
 
 def load_items(args: argparse.Namespace) -> tuple[GroupedVectors, str]:
@@ -129,6 +132,16 @@ def run_project(args: argparse.Namespace, command: str) -> int:
     check_output(args.report, folder=False)
     resolve_device(args.device)
     split = _fractions(args.split)
+    check_fractions(split)
+    check_options(
+        negatives=args.negatives,
+        folds=args.folds,
+        max_trials=args.max_trials,
+        time_limit=args.time_limit,
+        grid=args.grid,
+    )
+    if args.dim is not None and args.dim < 1:
+        raise ValueError(f"--dim must be at least 1, got {args.dim}")
     data, what = load_items(args)
     train, val, test = three_way_split(data, split, args.seed)
     logger.info(

@@ -96,6 +96,8 @@ def as_float_matrix(embeddings: object, name: str = "embeddings") -> np.ndarray:
     if bad.any():
         rows = np.flatnonzero(bad)
         raise ValueError(f"{name} hold NaN or infinite values in {len(rows)} rows, e.g. rows {rows[:_SHOWN].tolist()}")
+    if not (array != array[0]).any():
+        raise ValueError(f"all {len(array)} rows of the {name} are the same vector: there is nothing to fit")
     return array
 
 
@@ -194,14 +196,20 @@ def from_pairs(
     return GroupedVectors(vectors, groups, index)
 
 
+def check_fractions(fractions: Sequence[float]) -> np.ndarray:
+    """Split fractions as an array, or a ValueError unless they are non-negative and sum to 1."""
+    shares = np.asarray(fractions, dtype=np.float64)
+    if shares.ndim != 1 or len(shares) < 1 or not ((shares >= 0).all() and np.isclose(shares.sum(), 1.0)):
+        raise ValueError(f"split fractions must be non-negative and sum to 1, got {list(fractions)}")
+    return shares
+
+
 def split_groups(data: GroupedVectors, fractions: Sequence[float], seed: int = 0) -> tuple[GroupedVectors, ...]:
     """Group-aware split: shuffled whole groups cut by `fractions` (which sum to 1), one part per fraction.
 
     No group has rows in two parts. Groups of one row (distractors) are shared out like any other.
     """
-    shares = np.asarray(fractions, dtype=np.float64)
-    if shares.ndim != 1 or len(shares) < 1 or (shares < 0).any() or not np.isclose(shares.sum(), 1.0):
-        raise ValueError(f"split fractions must be non-negative and sum to 1, got {list(fractions)}")
+    shares = check_fractions(fractions)
     order = np.random.default_rng(seed).permutation(data.n_groups)
     cuts = np.round(np.cumsum(shares)[:-1] * data.n_groups).astype(int)
     parts = []

@@ -29,7 +29,7 @@ from .grid import named_grid
 from .methods import Recipe, solve
 from .metrics import RetrievalScorer, Scores
 from .negatives import mine_negatives
-from .search import DimScan, SearchResult, Trial, scan_dims, search, zoom
+from .search import DimScan, SearchResult, Trial, check_limits, scan_dims, search, zoom
 from .stats import Moments, group_stats, pair_stats
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,19 @@ def _trial_json(trial: Trial) -> dict[str, Any]:
     }
 
 
+def check_options(
+    *, negatives: int, folds: int, max_trials: int | None, time_limit: float | None, grid: str | Sequence[Recipe]
+) -> None:
+    """Raise ValueError for the first option of `fit_projection` out of range (those that need no data)."""
+    if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
+        raise ValueError(f"negatives must be an integer of at least 0, got {negatives!r}")
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds == 1 or folds < 0:
+        raise ValueError(f"folds must be 0 (no cross-check) or an integer of at least 2, got {folds!r}")
+    check_limits(max_trials, time_limit)
+    if isinstance(grid, str):
+        named_grid(grid)
+
+
 def fit_projection(
     train: GroupedVectors,
     val: GroupedVectors,
@@ -141,14 +154,11 @@ def fit_projection(
     the contrastive recipes. `dim` fixes the output width (default: scan widths and pick the
     best on validation). With `refit=False` the returned projection is the train-only one.
     """
+    check_options(negatives=negatives, folds=folds, max_trials=max_trials, time_limit=time_limit, grid=grid)
     if dim is not None and (isinstance(dim, bool) or not 1 <= dim <= train.dim):
         raise ValueError(f"dim must be between 1 and the vectors' width {train.dim}, got {dim!r}")
     if train.dim != val.dim or (test is not None and test.dim != train.dim):
         raise ValueError("train, val and test vectors must have the same width")
-    if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
-        raise ValueError(f"negatives must be an integer of at least 0, got {negatives!r}")
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds == 1 or folds < 0:
-        raise ValueError(f"folds must be 0 (no cross-check) or an integer of at least 2, got {folds!r}")
     device = resolve_device(device)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()

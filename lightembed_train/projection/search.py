@@ -152,6 +152,14 @@ class Schedule:
         self.best[family] = max(self.best.get(family, -math.inf), score)
 
 
+def check_limits(max_trials: int | None, time_limit: float | None) -> None:
+    """Raise ValueError for a search limit out of range."""
+    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1):
+        raise ValueError(f"max_trials must be a positive integer or None, got {max_trials!r}")
+    if time_limit is not None and not time_limit >= 0:
+        raise ValueError(f"time_limit must be a number of seconds of at least 0, got {time_limit!r}")
+
+
 def search(
     grid: Sequence[Recipe],
     moments: Moments,
@@ -167,10 +175,7 @@ def search(
     usable = [recipe for recipe in grid if moments.negative is not None or not recipe.needs_negatives]
     if not usable:
         raise ValueError("no recipe of the grid can run (they all need negatives)")
-    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1):
-        raise ValueError(f"max_trials must be a positive integer or None, got {max_trials!r}")
-    if time_limit is not None and not time_limit >= 0:
-        raise ValueError(f"time_limit must be a number of seconds of at least 0, got {time_limit!r}")
+    check_limits(max_trials, time_limit)
     schedule = Schedule(usable, seed)
     result = SearchResult()
     cache: dict = {}
