@@ -216,7 +216,7 @@ class Job:
             if changed:
                 detail = ", ".join(f"{k}: {stored.get(k)!r} -> {identity.get(k)!r}" for k in changed)
                 raise JobError(
-                    f"{self.folder} holds a job for another input or model ({detail}); use another work folder"
+                    f"{self.folder} holds a job for another input, model or chunk size ({detail}); use another work folder"
                 )
             return
         foreign = sorted(entry.name for entry in self.folder.iterdir() if entry.name != SPOOL_FILE)

@@ -280,7 +280,7 @@ def test_a_work_folder_refuses_another_input_or_model(corpus_file: Path, tiny_di
     job.embed()
     other = tmp_path / "other.txt"
     other.write_text("the cat\n")
-    with pytest.raises(jobs.JobError, match="holds a job for another input or model"):
+    with pytest.raises(jobs.JobError, match="holds a job for another input, model or chunk size"):
         jobs.Job(tmp_path / "w", textio.InputSpec(str(other)), model, chunk_rows=256)
     with pytest.raises(jobs.JobError, match="chunk_rows: 256 -> 100"):
         jobs.Job(tmp_path / "w", textio.InputSpec(str(corpus_file)), model, chunk_rows=100)
