@@ -13,15 +13,18 @@ import numpy as np
 from .partition import Pairs
 from .scoring import at_least, blocks, is_codes, paired_similarity
 
-SEARCH_BLOCK = 65536
+SEARCH_ENTRIES = 1 << 22  # neighbour slots (rows x k) asked for at once, bounding the answer's memory
+SCORE_ENTRIES = 1 << 22  # vector values gathered at once to re-score pairs
 SLACK = 1e-3  # index scores are computed in another order of sums: re-check those this close below the threshold
 
 
-def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32, bits: int | None = None) -> Pairs:
+def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) -> Pairs:
     """Pairs at or above `threshold` among each row's nearest rows in a usearch HNSW index.
 
     Each row asks for its `neighbours` nearest rows; a row whose answer is full and still at the
     threshold at its far end asks again for four times as many, until it is not (or asks for all).
+    Above a threshold of 0 zero rows (texts with no tokens) are left out: they score 0 with every
+    row, and in the index they would sit at the same distance from all of it, misleading its search.
     """
     try:
         from usearch.index import Index
@@ -30,27 +33,40 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32, bi
     if is_codes(vectors):
         raise ValueError("the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n = len(vectors)
+    rows = np.arange(len(vectors))
+    if threshold > 0:
+        rows = rows[np.einsum("ij,ij->i", vectors, vectors) > 0]
+    n = len(rows)
     if n < 2:
         return Pairs.empty()
     index = Index(ndim=vectors.shape[1], metric="ip", dtype="f32")
-    index.add(np.arange(n, dtype=np.uint64), vectors)
-    parts = []
-    for start, stop in blocks(n, SEARCH_BLOCK):
-        rows, k = np.arange(start, stop), min(neighbours + 1, n)
-        while len(rows):
-            keys, sims, counts = _search(index, vectors[rows], k)
+    index.add(rows.astype(np.uint64), vectors[rows])
+    parts, k = [], min(neighbours + 1, n)
+    while len(rows):
+        asking_again = []
+        for start, stop in blocks(len(rows), max(1, SEARCH_ENTRIES // k)):
+            block = rows[start:stop]
+            keys, sims, counts = _search(index, vectors[block], k)
             near = sims >= threshold - SLACK
-            valid = (np.arange(k)[None, :] < counts[:, None]) & (keys != rows[:, None]) & near
+            valid = (np.arange(k)[None, :] < counts[:, None]) & (keys != block[:, None]) & near
             # A full answer whose farthest row is still near the threshold may have missed rows.
-            again = (counts == k) & near[:, -1] if k < n else np.zeros(len(rows), dtype=bool)
+            again = (counts == k) & near[:, -1] if k < n else np.zeros(len(block), dtype=bool)
             valid[again] = False
             r, c = np.nonzero(valid)
-            a, b = rows[r], keys[r, c]
-            score = paired_similarity(vectors[a], vectors[b], bits)
-            keep = at_least(score, threshold)
-            parts.append(Pairs(np.maximum(a, b)[keep], np.minimum(a, b)[keep], score[keep]))
-            rows, k = rows[again], min(4 * k, n)
+            parts.append(_rescored(vectors, block[r], keys[r, c], threshold))
+            asking_again.append(block[again])
+        rows, k = np.concatenate(asking_again), min(4 * k, n)
+    return Pairs.concat(parts)
+
+
+def _rescored(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> Pairs:
+    """The pairs (a[i], b[i]) scored exactly, in blocks, and kept when at or above the threshold."""
+    parts = []
+    for start, stop in blocks(len(a), max(1, SCORE_ENTRIES // vectors.shape[1])):
+        x, y = a[start:stop], b[start:stop]
+        score = paired_similarity(vectors[x], vectors[y])
+        keep = at_least(score, threshold)
+        parts.append(Pairs(np.maximum(x, y)[keep], np.minimum(x, y)[keep], score[keep]))
     return Pairs.concat(parts)
 
 

@@ -30,9 +30,12 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, NoReturn
 
@@ -82,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); returns the exit status."""
     _utf8_stdout()
     try:
-        args = build_parser().parse_args(argv)
-        args.run(args)
-        sys.stdout.flush()
+        with sigterm_as_interrupt():
+            args = build_parser().parse_args(argv)
+            args.run(args)
+            sys.stdout.flush()
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
     except BrokenPipeError:
@@ -553,6 +557,22 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM (a plain `kill`, a scheduler stopping a job) unwinds like Ctrl-C.
+
+    So `finally` blocks run: temporary work folders and half-written outputs are removed.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _utf8_stdout() -> None:

@@ -51,6 +51,7 @@ from .partition import (
     Pairs,
     Partitioning,
     cluster_groups,
+    covering_probes,
     default_clusters,
     fit_partitioning,
     float_rows,
@@ -189,6 +190,7 @@ def deduplicate(
     )
     partitioning = fit_partitioning(float_rows(np.concatenate(taken), bits), n_clusters, seed)
     shared = dask.delayed(partitioning, traverse=False)
+    probes = covering_probes(probes, n_clusters, partitioning)
     nearest = dask.compute(
         *[dask.delayed(_nearest)(e, rows, shared, probes, bits) for e, rows in zip(embedded, local_rows)]
     )

@@ -215,7 +215,7 @@ def find_pairs(
         )
     from .ann import ann_pairs
 
-    return ann_pairs(vectors, threshold, neighbours=search.neighbours, bits=bits)
+    return ann_pairs(vectors, threshold, neighbours=search.neighbours)
 
 
 def result_from_matches(

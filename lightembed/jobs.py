@@ -51,6 +51,7 @@ from .partition import (
     Pairs,
     Partitioning,
     cluster_groups,
+    covering_probes,
     default_clusters,
     fit_partitioning,
     float_rows,
@@ -197,8 +198,8 @@ class Job:
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
             "format": textio.input_format(self.spec),
-            "field": self.spec.field,
-            "column": self.spec.column,
+            "field": textio.text_key(self.spec.field),
+            "column": textio.text_key(self.spec.column),
             "model": str(model.path),
             "model_sha256": _model_digest(model.path),
             "dim": model.dim,
@@ -296,7 +297,7 @@ class Job:
             else:
                 from .ann import ann_pairs
 
-                pairs = ann_pairs(np.asarray(vectors), threshold, neighbours=search.neighbours, bits=self.model.bits)
+                pairs = ann_pairs(np.asarray(vectors), threshold, neighbours=search.neighbours)
                 match, score = greedy_from_pairs(len(vectors), pairs)
             save_arrays(matches_file, match=match, score=score)
         saved = read_arrays(matches_file, "match", "score")
@@ -343,15 +344,16 @@ class Job:
         if n < 2:
             return Pairs.empty()
         part_file, nearest_file = self.folder / "partitioning.npz", self.folder / "nearest.npy"
+        n_clusters = search.clusters or default_clusters(n)
         if not part_file.exists():
-            n_clusters = search.clusters or default_clusters(n)
             sample = sample_rows(n, sample_size(n_clusters), search.seed)
             part = fit_partitioning(float_rows(vectors[sample], bits), n_clusters, search.seed)
             save_arrays(part_file, coarse=part.coarse, fine=part.fine, offsets=part.offsets)
         saved = read_arrays(part_file, "coarse", "fine", "offsets")
         partitioning = Partitioning(saved["coarse"], saved["fine"], saved["offsets"])
         if not nearest_file.exists():
-            save_array(nearest_file, nearest_clusters(vectors, partitioning, search.probes, bits=bits))
+            probes = covering_probes(search.probes, n_clusters, partitioning)
+            save_array(nearest_file, nearest_clusters(vectors, partitioning, probes, bits=bits))
         plan = plan_clusters(read_array(nearest_file), partitioning.n_clusters)
         folder = self.folder / "pairs"
         folder.mkdir(exist_ok=True)

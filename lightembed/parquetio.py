@@ -46,7 +46,8 @@ def read_texts(path: str | os.PathLike[str], column: str, batch_rows: int = BATC
     if names.count(column) > 1:
         raise ParquetError(f"{path}: {names.count(column)} columns are named {column!r}")
     kind = parquet.schema_arrow.field(column).type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+    strings = kind.value_type if pa.types.is_dictionary(kind) else kind  # pandas' categorical columns
+    if not (pa.types.is_string(strings) or pa.types.is_large_string(strings)):
         raise ParquetError(f"{path}: column {column!r} holds {kind}, expected strings")
     row = 0
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=[column]):
@@ -54,7 +55,7 @@ def read_texts(path: str | os.PathLike[str], column: str, batch_rows: int = BATC
         if values.null_count:
             bad = row + int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
             raise ParquetError(f"{path}: row {bad}: column {column!r} is null")
-        yield from values.to_pylist()
+        yield from (values.dictionary_decode() if pa.types.is_dictionary(kind) else values).to_pylist()
         row += len(values)
 
 

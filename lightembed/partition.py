@@ -119,6 +119,15 @@ def fit_partitioning(sample: np.ndarray, n_clusters: int, seed: int = 0) -> Part
     return Partitioning(coarse.centroids, np.concatenate(children), np.asarray(offsets, dtype=np.int64))
 
 
+def covering_probes(probes: int, n_clusters: int, partitioning: Partitioning) -> int:
+    """`probes`, or all fitted fine clusters when `probes` covers the `n_clusters` asked for.
+
+    The fit gives each coarse cluster a rounded share, so it can make a few more clusters than
+    asked: `probes >= clusters` still means every pair is compared.
+    """
+    return partitioning.n_clusters if probes >= n_clusters else probes
+
+
 def nearest_clusters(
     vectors: np.ndarray, partitioning: Partitioning, probes: int, *, bits: int | None = None
 ) -> np.ndarray:
@@ -275,7 +284,7 @@ def partitioned_pairs(
     n_clusters = default_clusters(n) if n_clusters is None else n_clusters
     sample = sample_rows(n, sample_size(n_clusters), seed)
     partitioning = fit_partitioning(float_rows(vectors[sample], bits), n_clusters, seed)
-    nearest = nearest_clusters(vectors, partitioning, probes, bits=bits)
+    nearest = nearest_clusters(vectors, partitioning, covering_probes(probes, n_clusters, partitioning), bits=bits)
     plan = plan_clusters(nearest, partitioning.n_clusters)
     found = search_clusters(vectors, plan, range(plan.n_clusters), threshold, bits=bits, block_size=block_size)
     return Pairs.concat(found)

@@ -105,14 +105,14 @@ def open_input(spec: InputSpec) -> Iterator[Source]:
     """
     fmt = input_format(spec)
     if fmt == "parquet":
-        yield Source("", (Record(text, "") for text in parquetio.read_texts(spec.path, _key(spec.column))))
+        yield Source("", (Record(text, "") for text in parquetio.read_texts(spec.path, text_key(spec.column))))
         return
     with _open_binary(spec) as stream:
         lines = _decoded_lines(stream, spec.name)
         if fmt == "csv":
-            yield _csv_source(lines, spec.name, _key(spec.column))
+            yield _csv_source(lines, spec.name, text_key(spec.column))
         elif fmt == "jsonl":
-            yield Source("", _jsonl_records(lines, spec.name, _key(spec.field)))
+            yield Source("", _jsonl_records(lines, spec.name, text_key(spec.field)))
         else:
             yield Source("", (Record(_strip_newline(line), line) for line in lines))
 
@@ -184,7 +184,7 @@ def _decoded_lines(stream: IO[bytes], name: str) -> Iterator[str]:
         yield line.removeprefix("\ufeff") if number == 1 else line
 
 
-def _key(name: str | None) -> str:
+def text_key(name: str | None) -> str:
     """The JSON field or CSV column to read: the one named (even ""), else the default."""
     return DEFAULT_KEY if name is None else name
 

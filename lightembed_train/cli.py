@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from lightembed.cli import sigterm_as_interrupt
 from lightembed.errors import LightEmbedError
 
 from .checks import check_output, non_negative_int
@@ -35,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.quiet)
     command = shlex.join([PROG, *args_list])
     try:
-        return int(args.handler(args, command))
+        with sigterm_as_interrupt():
+            return int(args.handler(args, command))
     except (LightEmbedError, OSError, ValueError, ImportError) as exc:  # OSError: files and folders that cannot be used
         logger.debug("failed", exc_info=True)
         message = " ".join(str(exc).split())

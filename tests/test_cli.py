@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -485,3 +487,37 @@ def test_error_work_dir_with_a_folder_or_a_pipe_as_input(cli, tmp_path: Path) ->
     for command in ("embed", "dedup"):
         assert_error(cli(command, str(folder), "--work-dir", str(tmp_path / "w")), f"{folder}: Is a directory")
         assert_error(cli(command, str(fifo), "--work-dir", str(tmp_path / "w")), "stdin or a pipe cannot be read again")
+
+
+def test_module_stopped_by_sigterm_removes_its_temporary_files(tiny_dir: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    words = ["cat", "dog", "sat", "mat", "ran", "park", "red", "car", "music", "song"]
+    source = tmp_path / "many.txt"
+    source.write_text("".join(" ".join(rng.choice(words, 6)) + "\n" for _ in range(300_000)), encoding="utf-8")
+    scratch, out = tmp_path / "tmp", tmp_path / "out"
+    scratch.mkdir()
+    out.mkdir()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lightembed",
+            "dedup",
+            str(source),
+            "-o",
+            str(out / "kept.txt"),
+            "--model",
+            str(tiny_dir),
+        ],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not list(scratch.glob("lightembed-job-*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the run: embedding or searching
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.decode().strip().endswith("lightembed: interrupted")
+    assert list(scratch.iterdir()) == [] and list(out.iterdir()) == []

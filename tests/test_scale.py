@@ -26,8 +26,16 @@ from lightembed.dedup import (
     greedy_matches,
     text_hashes,
 )
-from lightembed.partition import Pairs, cluster_groups, partitioned_pairs, plan_clusters
-from lightembed.scoring import unit_rows
+from lightembed.partition import (
+    Pairs,
+    cluster_groups,
+    fit_partitioning,
+    partitioned_pairs,
+    plan_clusters,
+    sample_rows,
+    sample_size,
+)
+from lightembed.scoring import SCORE_TOLERANCE, unit_rows
 
 
 def clustered_vectors(n_bases: int = 400, n_copies: int = 300, dim: int = 32, noise: float = 0.2, seed: int = 0):
@@ -101,6 +109,16 @@ def test_partitioned_equals_exact_when_every_cluster_is_probed(clusters: int) ->
     assert probed.mode == "partitioned" and exact.mode == "exact"
     assert len(exact.removed) > 100 and same_result(exact, probed)
     np.testing.assert_allclose(probed.scores, exact.scores, atol=1e-6)
+
+
+def test_probes_covering_the_clusters_asked_for_cover_a_fit_that_made_more() -> None:
+    vectors, _ = clustered_vectors(noise=0.4)
+    more = [k for k in range(8, 40) if fit_partitioning(vectors[sample_rows(700, sample_size(k), 0)], k).n_clusters > k]
+    assert len(more) >= 2  # the fit rounds each coarse cluster's share: some counts come out higher
+    for k in more[-2:]:
+        found = partitioned_pairs(vectors, 0.0, n_clusters=k, probes=k)
+        expected = brute_force_pairs(vectors, -SCORE_TOLERANCE)  # a score this close below counts as reaching it
+        assert len(found.later) == len(expected.later) > 100_000
 
 
 def test_partitioned_pairs_are_all_pairs_when_every_cluster_is_probed() -> None:
@@ -296,6 +314,14 @@ def test_a_new_threshold_reuses_the_embeddings(corpus_file: Path, tiny_dir: Path
     assert chunk.stat().st_mtime_ns == stamp and len(strict.removed) < len(loose.removed)
     texts = corpus_file.read_text().splitlines()
     assert same_result(strict, model.deduplicate(texts, 0.95, mode="exact"))
+
+
+def test_naming_the_default_field_reuses_the_work_folder(tiny_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"text": line}) + "\n" for line in corpus_lines(50)), encoding="utf-8")
+    args = ["dedup", str(source), "-o", str(tmp_path / "kept.jsonl"), "--work-dir", str(tmp_path / "w")]
+    assert run_cli(*args, "--model", str(tiny_dir)) == 0
+    assert run_cli(*args, "--field", "text", "--model", str(tiny_dir)) == 0
 
 
 def test_embed_with_a_work_dir_resumes_and_writes_npy(
@@ -494,15 +520,35 @@ def test_parquet_with_two_columns_of_the_text_name(tmp_path: Path) -> None:
         list(parquetio.read_texts(source, "text"))
 
 
+def test_parquet_categorical_text_column_is_read_as_strings(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    source = tmp_path / "categorical.parquet"
+    pq.write_table(pa.table({"text": pa.array(["a cat", "a dog", "a cat"]).dictionary_encode()}), source)
+    assert list(parquetio.read_texts(source, "text")) == ["a cat", "a dog", "a cat"]
+
+
 def test_ann_mode_finds_every_pair_of_a_dense_group_and_a_lone_last_row(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("usearch")
     rng = np.random.default_rng(0)
     dense = rng.standard_normal((1, 32)) + 0.01 * rng.standard_normal((120, 32))  # 120 near copies of one text
     vectors = unit_rows(np.concatenate([dense, rng.standard_normal((81, 32))]).astype(np.float32))
-    monkeypatch.setattr(ann_module, "SEARCH_BLOCK", 50)  # 201 rows: the last block holds one row
+    monkeypatch.setattr(ann_module, "SEARCH_ENTRIES", 50 * 9)  # 201 rows asking for 9: the last block holds one
+    monkeypatch.setattr(ann_module, "SCORE_ENTRIES", 32 * 7)  # pairs re-scored 7 at a time
     exact = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="exact"))
     ann = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="ann", neighbours=8))
     assert same_result(exact, ann) and len(exact.removed) >= 119
+
+
+def test_ann_mode_leaves_zero_rows_out_of_the_index() -> None:
+    pytest.importorskip("usearch")
+    vectors, _ = clustered_vectors(noise=0.3)
+    with_zeros = np.concatenate([np.zeros((2000, vectors.shape[1]), np.float32), vectors])  # texts with no tokens
+    exact = deduplicate_vectors(with_zeros, 0.85, search=SearchOptions(mode="exact"))
+    for _ in range(3):  # the index is built on every core: repeat to catch a run that misses pairs
+        ann = deduplicate_vectors(with_zeros, 0.85, search=SearchOptions(mode="ann"))
+        assert len(set(ann.removed.tolist()) ^ set(exact.removed.tolist())) <= 4
+    assert not np.isin(np.arange(2000), exact.removed).any()
 
 
 def test_ann_mode_without_usearch_is_one_line_in_the_cli(
