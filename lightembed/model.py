@@ -127,14 +127,19 @@ class LightEmbed:
         if total is not None:  # a short input still goes to every core
             batch_size = share_size(total, batch_size)
         bar = tqdm(total=total, unit="text", disable=not progress, file=sys.stderr, desc="embedding")
-        parts = []
+        out = np.empty((total, self.output_width), dtype=self.output_dtype) if total is not None else None
+        parts, filled = [], 0
         with bar:
             for block in self.iter_embed(texts, batch_size=batch_size):
-                parts.append(block)
+                if out is not None:  # a known count: each block goes straight into the result
+                    out[filled : filled + len(block)] = block
+                else:
+                    parts.append(block)
+                filled += len(block)
                 bar.update(len(block))
-        if not parts:
-            return np.zeros((0, self.output_width), dtype=self.output_dtype)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if out is not None:
+            return out
+        return np.concatenate([np.zeros((0, self.output_width), dtype=self.output_dtype), *parts])
 
     def iter_embed(self, texts: Iterable[str], *, batch_size: int | None = None) -> Iterator[np.ndarray]:
         """Embed a stream block by block, in order; blocks are tokenised and pooled on one thread per core.
@@ -366,7 +371,7 @@ class LightEmbed:
             """Tokenise one share of the documents and score it (each core takes a share)."""
             flat, doc_lengths = tokens.encode(block)
             if not learned:
-                return maxsim_scores(query_rows, self._token_rows(flat), doc_lengths)
+                return maxsim_scores(query_rows, _LazyTokenRows(self, flat), doc_lengths)
             if not len(query_ids):
                 return np.zeros(len(block), dtype=np.float32)
             cosines = pooled_cosines(self.parts.embeddings, query_ids, flat, doc_lengths) if scorer.pooled else None
@@ -401,6 +406,17 @@ class LightEmbed:
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         float_model = self if not self.binary else LightEmbed(self.parts, dim=None)
         return semantic_split(text, float_model.embed, target_size=target_size, window=window)
+
+
+class _LazyTokenRows:
+    """The unit token vectors of token ids, made slice by slice, so MaxSim holds one block of them at a time."""
+
+    def __init__(self, model: LightEmbed, flat_ids: np.ndarray) -> None:
+        self.model = model
+        self.flat_ids = flat_ids
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.model._token_rows(self.flat_ids[rows])
 
 
 class SimilarityKey:

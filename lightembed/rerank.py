@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-# Query-by-document-token similarities computed at once (floats), bounding memory.
+# Query-by-document-token similarities, and document token vector values, held at once (floats).
 MAXSIM_BLOCK = 1 << 22
 
 
-def maxsim_scores(query: np.ndarray, doc_tokens: np.ndarray, doc_lengths: np.ndarray) -> np.ndarray:
+class TokenRows(Protocol):
+    """Unit token vectors [T, d], read a slice of rows at a time (an array, or rows made on demand)."""
+
+    def __getitem__(self, rows: slice) -> np.ndarray: ...
+
+
+def maxsim_scores(query: np.ndarray, doc_tokens: TokenRows, doc_lengths: np.ndarray) -> np.ndarray:
     """Mean over query tokens of the best cosine with any token of each document.
 
     `query` [q, d] and `doc_tokens` [T, d] are unit rows; `doc_lengths` [n] splits `doc_tokens`
-    into documents. An empty query or document scores 0.
+    into documents. An empty query or document scores 0. Both the similarities and the document
+    token rows held at once are bounded by MAXSIM_BLOCK values.
     """
     n = len(doc_lengths)
     scores = np.zeros(n, dtype=np.float32)
@@ -20,7 +29,7 @@ def maxsim_scores(query: np.ndarray, doc_tokens: np.ndarray, doc_lengths: np.nda
         return scores
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(doc_lengths, out=starts[1:])
-    tokens_per_block = max(1, MAXSIM_BLOCK // len(query))
+    tokens_per_block = max(1, MAXSIM_BLOCK // max(query.shape))
     doc = 0
     while doc < n:
         # Take whole documents until the block holds about tokens_per_block tokens.

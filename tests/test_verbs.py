@@ -664,6 +664,29 @@ def test_maxsim_scores_hand_computed(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_allclose(maxsim_scores(query, doc_tokens, lengths), expected, atol=1e-6)
 
 
+def test_maxsim_reads_document_token_rows_a_block_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    tokens = rng.standard_normal((500, 8)).astype(np.float32)
+    tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
+    query, lengths = tokens[:3], rng.integers(0, 12, size=80)
+    lengths[-1] = 500 - lengths[:-1].sum()  # the last document takes the rest (the lengths cover every row)
+    assert lengths[-1] > 0
+    whole = maxsim_scores(query, tokens, lengths)
+
+    class Recorded:
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def __getitem__(self, rows: slice) -> np.ndarray:
+            self.sizes.append(rows.stop - rows.start)
+            return tokens[rows]
+
+    monkeypatch.setattr(rerank_module, "MAXSIM_BLOCK", 8 * 20)  # 20 rows of width 8 at a time
+    recorded = Recorded()
+    np.testing.assert_allclose(maxsim_scores(query, recorded, lengths), whole, atol=1e-6)
+    assert len(recorded.sizes) > 10 and max(recorded.sizes) <= max(20, lengths.max())
+
+
 def test_maxsim_scores_stay_within_one() -> None:
     query = np.array([[1.0, 0.0]], dtype=np.float32)
     doc_tokens = np.array(
