@@ -19,6 +19,7 @@ import hashlib
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -296,6 +297,14 @@ def greedy_matches(
     return match, score
 
 
+@lru_cache(maxsize=4)
+def _not_earlier(n: int) -> np.ndarray:
+    """[n, n] mask of the pairs (i, j) with j >= i (made once per block size)."""
+    mask = np.triu(np.ones((n, n), dtype=bool))
+    mask.flags.writeable = False
+    return mask
+
+
 def _resolve_within_block(
     block: np.ndarray,
     alive: np.ndarray,
@@ -311,9 +320,7 @@ def _resolve_within_block(
     block when that one is more similar, so `match` is always the most similar kept row.
     """
     sims = similarity_matrix(block, block, bits)
-    index = np.arange(len(block))
-    sims[index[:, None] <= index[None, :]] = -np.inf  # only earlier rows count
-    sims[:, ~alive] = -np.inf
+    np.copyto(sims, -np.inf, where=_not_earlier(len(block)) | ~alive[None, :])  # only earlier alive rows count
     kept = alive.copy()
     # Only rows with an earlier alive row above the threshold can change: walk just those.
     for i in np.flatnonzero(at_least(sims, threshold).any(axis=1)):
