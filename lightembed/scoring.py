@@ -24,12 +24,15 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     with np.errstate(over="ignore", under="ignore"):
         norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    unsafe = ~((norms > SAFE_NORMS[0]) & (norms < SAFE_NORMS[1]))  # zero rows too: they stay zero
-    if unsafe.any():
-        scaled = _scaled_by_largest(vectors)
-        vectors = np.where(unsafe, scaled, vectors)
-        norms = np.where(unsafe, np.linalg.norm(scaled, axis=-1, keepdims=True), norms)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    out = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    unsafe = np.flatnonzero(~((norms > SAFE_NORMS[0]) & (norms < SAFE_NORMS[1])))  # zero rows too: they stay zero
+    if len(unsafe):  # only those rows are done again, from a copy scaled by their largest entry
+        rows = _scaled_by_largest(vectors.reshape(-1, vectors.shape[-1])[unsafe])
+        lengths = np.linalg.norm(rows, axis=-1, keepdims=True)
+        out.reshape(-1, vectors.shape[-1])[unsafe] = np.divide(
+            rows, lengths, out=np.zeros_like(rows), where=lengths > 0
+        )
+    return out
 
 
 def _scaled_by_largest(vectors: np.ndarray) -> np.ndarray:

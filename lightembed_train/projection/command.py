@@ -62,7 +62,7 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
             except ValueError:
                 label = math.nan
             if not math.isfinite(label):
-                raise ValueError(f"{path}: label {fields[2]!r} is not a finite number") from None
+                raise ValueError(f"{path}: label {fields[2]!r} is not a finite number")
             if label <= 0:
                 continue
         if fields[0] == fields[1]:
