@@ -2,19 +2,23 @@
 
 Each item asks the index for its `neighbours` nearest items, and for more while the farthest of
 them is still at the threshold; pairs the index reports at or near the threshold are re-scored
-exactly with numpy, so every kept pair has the same score as in the exact search. The index is
+exactly with numpy, so every kept pair has the same score as in the exact search. Like the
+partitioned search, it searches again when it finds too many pairs (`lightembed.pairs`). The index is
 built on every core, so its neighbours, and rarely the pairs found, can differ from run to run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
-from .partition import Pairs
+from .pairs import Pairs, Sweep, bounded_pairs, sweep, wanted_pairs
 from .scoring import at_least, blocks, is_codes, paired_similarity
 
 SEARCH_ENTRIES = 1 << 22  # neighbour slots (rows x k) asked for at once, bounding the answer's memory
 SCORE_ENTRIES = 1 << 22  # vector values gathered at once to re-score pairs
+ANN_PASSES = 2  # index searches are the costly part: past the pair budget, one more holds what the first decided
 SLACK = 1e-3  # index scores are computed in another order of sums: re-check those this close below the threshold
 
 
@@ -41,7 +45,25 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) ->
         return Pairs.empty()
     index = Index(ndim=vectors.shape[1], metric="ip", dtype="f32")
     index.add(rows.astype(np.uint64), vectors[rows])
-    parts, k = [], min(neighbours + 1, n)
+
+    def run_pass(number: int, status: np.ndarray, budget: int | None) -> list[Sweep]:
+        later, earlier = wanted_pairs(status, budget).of(rows)
+        asking = rows[later | earlier]  # a wanted pair is in the answer of its later or of its earlier row
+        return [sweep(_index_pairs(index, vectors, asking, threshold, neighbours, n), status, budget)]
+
+    return bounded_pairs(run_pass, len(vectors), max_passes=ANN_PASSES)
+
+
+def _index_pairs(
+    index: object, vectors: np.ndarray, rows: np.ndarray, threshold: float, neighbours: int, n: int
+) -> Iterator[Pairs]:
+    """The pairs at or above `threshold` in the answers of an index of `n` rows to `rows`, block by block.
+
+    A pair may come twice (in the answers of both its rows).
+
+    The index answers the same query the same way every time, so every pass finds the same pairs.
+    """
+    k = min(neighbours + 1, n)
     while len(rows):
         asking_again = []
         for start, stop in blocks(len(rows), max(1, SEARCH_ENTRIES // k)):
@@ -53,21 +75,18 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) ->
             again = (counts == k) & near[:, -1] if k < n else np.zeros(len(block), dtype=bool)
             valid[again] = False
             r, c = np.nonzero(valid)
-            parts.append(_rescored(vectors, block[r], keys[r, c], threshold))
+            yield from _rescored(vectors, block[r], keys[r, c], threshold)
             asking_again.append(block[again])
         rows, k = np.concatenate(asking_again), min(4 * k, n)
-    return Pairs.concat(parts)
 
 
-def _rescored(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> Pairs:
-    """The pairs (a[i], b[i]) scored exactly, in blocks, and kept when at or above the threshold."""
-    parts = []
+def _rescored(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> Iterator[Pairs]:
+    """The pairs (a[i], b[i]) scored exactly, in blocks, where at or above the threshold."""
     for start, stop in blocks(len(a), max(1, SCORE_ENTRIES // vectors.shape[1])):
         x, y = a[start:stop], b[start:stop]
         score = paired_similarity(vectors[x], vectors[y])
         keep = at_least(score, threshold)
-        parts.append(Pairs(np.maximum(x, y)[keep], np.minimum(x, y)[keep], score[keep]))
-    return Pairs.concat(parts)
+        yield Pairs(np.maximum(x, y)[keep], np.minimum(x, y)[keep], score[keep])
 
 
 def _search(index: object, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -21,7 +21,8 @@ workers: the bundled default (None) always does; a local folder must exist there
 the partitions are embedded and hashed on the workers (and kept there), the k-means fit runs
 on the client over a sample, every worker assigns its rows to clusters, and each group of
 clusters is searched exactly by one task that gathers the rows it needs from every partition.
-The client applies the greedy rule to the pairs found. With the same seed, clusters and
+The client applies the greedy rule to the pairs found (searching again, as `lightembed.pairs`
+describes, when the tasks find too many). With the same seed, clusters and
 probes, the result equals `LightEmbed.deduplicate(texts, mode="partitioned")` on one machine.
 """
 
@@ -45,10 +46,10 @@ from .dedup import (
     text_hashes,
 )
 from .model import LightEmbed, load
+from .pairs import DECIDE, Sweep, bounded_pairs
 from .partition import (
     DEFAULT_PROBES,
     ClusterPlan,
-    Pairs,
     Partitioning,
     cluster_groups,
     covering_probes,
@@ -59,7 +60,7 @@ from .partition import (
     plan_clusters,
     sample_rows,
     sample_size,
-    search_clusters,
+    sweep_clusters,
 )
 from .scoring import unit_rows
 
@@ -196,17 +197,24 @@ def deduplicate(
     )
     plan = plan_clusters(np.concatenate(nearest), partitioning.n_clusters)
 
-    searches = []
     group_ranges = cluster_groups(plan, groups or max(2, len(embedded)))
     needed = [_needed_rows(plan, g) for g in group_ranges]
     picks = [_split(rows, row_starts, local_rows) for rows in needed]  # [group][partition]
     pieces = [dask.delayed(_pieces, nout=len(needed))(e, [pick[p] for pick in picks]) for p, e in enumerate(embedded)]
-    for k, group in enumerate(group_ranges):
-        sub = dask.delayed(_sub_plan(plan, group), traverse=False)
-        searches.append(
-            dask.delayed(_search_group)([piece[k] for piece in pieces], needed[k], sub, threshold, bits, block_size)
-        )
-    pairs = Pairs.concat(dask.compute(*searches))
+    subs = [dask.delayed(_sub_plan(plan, group), traverse=False) for group in group_ranges]
+
+    def run_pass(number: int, status: np.ndarray, budget: int | None) -> list[Sweep]:
+        share = budget if budget is None or budget == DECIDE else budget // len(group_ranges)
+        shared_status = dask.delayed(status, traverse=False)
+        searches = [
+            dask.delayed(_search_group)(
+                [piece[k] for piece in pieces], needed[k], subs[k], threshold, shared_status, share, bits, block_size
+            )
+            for k in range(len(group_ranges))
+        ]
+        return list(dask.compute(*searches))
+
+    pairs = bounded_pairs(run_pass, n)
     match, score = greedy_from_pairs(n, pairs)
     return result_from_matches(match, score, first, threshold, mode="partitioned")
 
@@ -293,9 +301,12 @@ def _search_group(
     rows: np.ndarray,
     plan: ClusterPlan,
     threshold: float,
+    status: np.ndarray,
+    budget: int | None,
     bits: int | None,
     block_size: int,
-) -> Pairs:
+) -> Sweep:
     vectors = _Rows(rows, np.concatenate(pieces))
-    found = search_clusters(vectors, plan, range(plan.n_clusters), threshold, bits=bits, block_size=block_size)
-    return Pairs.concat(found)
+    return sweep_clusters(
+        vectors, plan, range(plan.n_clusters), threshold, status, budget, bits=bits, block_size=block_size
+    )

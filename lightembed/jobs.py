@@ -9,7 +9,8 @@ in a work folder:
     chunks/count.json          the number of items, once the input has been read to its end
     dedup.json                 the dedup settings of the files below (other settings start them again)
     first.npy, vectors.npy     each item's first exact copy; the vectors of the distinct items
-    partitioning.npz, nearest.npy, pairs/group-000000.npz   steps of the partitioned search
+    partitioning.npz, nearest.npy, pairs/pass-0/group-000000.npz   steps of the partitioned search
+                               (a second pass and more when the first finds too many pairs: lightembed.pairs)
     matches.npz                the most similar earlier kept item of each distinct item
 
 Every file is written under a temporary name and renamed when complete, so a run that is
@@ -47,8 +48,8 @@ from .dedup import (
     text_hashes,
 )
 from .model import LightEmbed
+from .pairs import REMOVED, Pairs, Sweep, bounded_pairs, budget_left
 from .partition import (
-    Pairs,
     Partitioning,
     cluster_groups,
     covering_probes,
@@ -59,7 +60,7 @@ from .partition import (
     plan_clusters,
     sample_rows,
     sample_size,
-    search_clusters,
+    sweep_clusters,
 )
 from .scoring import unit_rows
 
@@ -355,20 +356,48 @@ class Job:
             probes = covering_probes(search.probes, n_clusters, partitioning)
             save_array(nearest_file, nearest_clusters(vectors, partitioning, probes, bits=bits))
         plan = plan_clusters(read_array(nearest_file), partitioning.n_clusters)
-        folder = self.folder / "pairs"
-        folder.mkdir(exist_ok=True)
         groups = cluster_groups(plan, SEARCH_GROUPS)
-        parts = []
-        for number, group in enumerate(tqdm(groups, desc="searching", disable=not self.progress, file=sys.stderr)):
-            path = folder / f"group-{number:06d}.npz"
-            if not path.exists():
-                found = Pairs.concat(
-                    search_clusters(vectors, plan, group, threshold, bits=bits, block_size=self.model.block_size)
-                )
-                save_arrays(path, later=found.later, earlier=found.earlier, score=found.score)
-            saved = read_arrays(path, "later", "earlier", "score")
-            parts.append(Pairs(saved["later"], saved["earlier"], saved["score"]))
-        return Pairs.concat(parts)
+
+        def run_pass(number: int, status: np.ndarray, budget: int | None) -> list[Sweep]:
+            folder = self.folder / "pairs" / f"pass-{number}"
+            folder.mkdir(parents=True, exist_ok=True)
+            sweeps: list[Sweep] = []
+            status = status.copy()  # each group starts from the rows the groups before it found removed
+            desc = "searching" if number == 0 else f"searching again (pass {number + 1})"
+            for k, group in enumerate(tqdm(groups, desc=desc, disable=not self.progress, file=sys.stderr)):
+                path = folder / f"group-{k:06d}.npz"
+                if not path.exists():
+                    share = budget_left(budget, sweeps)
+                    found = sweep_clusters(
+                        vectors, plan, group, threshold, status, share, bits=bits, block_size=self.model.block_size
+                    )
+                    save_sweep(path, found)
+                sweeps.append(read_sweep(path))
+                status[sweeps[-1].removed] = REMOVED
+            return sweeps
+
+        return bounded_pairs(run_pass, n)
+
+
+def save_sweep(path: Path, found: Sweep) -> None:
+    """One search step's `Sweep` as a .npz work file."""
+    pairs = found.pairs or Pairs.empty()
+    save_arrays(
+        path,
+        held=np.array(found.pairs is not None),
+        later=pairs.later,
+        earlier=pairs.earlier,
+        score=pairs.score,
+        alive=found.alive,
+        removed=found.removed,
+    )
+
+
+def read_sweep(path: Path) -> Sweep:
+    """A `Sweep` saved by `save_sweep`."""
+    saved = read_arrays(path, "held", "later", "earlier", "score", "alive", "removed")
+    pairs = Pairs(saved["later"], saved["earlier"], saved["score"]) if saved["held"] else None
+    return Sweep(pairs, saved["alive"], saved["removed"])
 
 
 def _model_digest(folder: Path) -> str:

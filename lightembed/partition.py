@@ -5,7 +5,9 @@ centroids, each with its own fine centroids. Every item belongs to its nearest f
 *probes* its few nearest fine clusters. Each cluster is then searched exactly: its members against
 the earlier members, and the items that probe it against its members. A pair is found when one
 item's cluster is among the other's probes, which holds for almost every near-duplicate pair, so
-the recall is near-exact while the work per item stays bounded by the cluster size.
+the recall is near-exact while the work per item stays bounded by the cluster size. When a
+group of near-copies gives more pairs than a budget, the search runs again to keep only the pairs
+that count (`lightembed.pairs`).
 
 Every function here is deterministic for the same inputs and seed, so a job split into steps (a
 resumed run, a Dask graph) finds the same pairs as one call.
@@ -17,12 +19,12 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import NamedTuple
 
 import numpy as np
 
 from .binary import unpack_signs
 from .cluster import spherical_kmeans
+from .pairs import EVERY_PAIR, Pairs, Sweep, Wanted, bounded_pairs, sweep, wanted_pairs
 from .scoring import at_least, blocks, is_codes, similarity_matrix, unit_rows
 
 DEFAULT_PROBES = 6
@@ -31,31 +33,7 @@ SAMPLE_PER_CLUSTER = 24  # sample items per fine centroid for the k-means fit
 KMEANS_ITERATIONS = 10
 COARSE_PROBES = 4  # coarse clusters whose children are compared with each item
 ASSIGN_BLOCK = 8192
-
-
-class Pairs(NamedTuple):
-    """Pairs of rows at or above a threshold: `later` > `earlier`, with their similarity."""
-
-    later: np.ndarray
-    earlier: np.ndarray
-    score: np.ndarray
-
-    @staticmethod
-    def empty() -> Pairs:
-        return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-
-    @staticmethod
-    def concat(parts: Iterable[Pairs]) -> Pairs:
-        """All pairs of `parts`, each pair once (the highest score is kept where it was found twice)."""
-        parts = [Pairs.empty(), *parts]
-        later = np.concatenate([p.later for p in parts]).astype(np.int64, copy=False)
-        earlier = np.concatenate([p.earlier for p in parts]).astype(np.int64, copy=False)
-        score = np.concatenate([p.score for p in parts]).astype(np.float32, copy=False)
-        order = np.lexsort((-score, earlier, later))
-        later, earlier, score = later[order], earlier[order], score[order]
-        first = np.ones(len(later), dtype=bool)
-        first[1:] = (later[1:] != later[:-1]) | (earlier[1:] != earlier[:-1])
-        return Pairs(later[first], earlier[first], score[first])
+SEARCH_ENTRIES = 1 << 22  # similarities computed at once inside one cluster (fewer rows per block in a large cluster)
 
 
 @dataclass(frozen=True)
@@ -224,28 +202,65 @@ def search_cluster(
     query_rows: np.ndarray,
     threshold: float,
     *,
+    wanted: Wanted = EVERY_PAIR,
     bits: int | None = None,
     block_size: int = 2048,
-) -> Pairs:
-    """Exact search inside one cluster: members against earlier members, and queries against members.
+) -> Iterator[Pairs]:
+    """Exact search inside one cluster, block by block: members against earlier members, and queries against members.
 
     `members` / `queries` are the vectors (or codes) of `member_rows` / `query_rows`, rows in
-    increasing order.
+    increasing order. Each pair is found once; only those `wanted` names. A block has at most
+    `block_size` rows and, in a large cluster, fewer, so that its similarities stay bounded (SEARCH_ENTRIES).
     """
-    parts = []
-    for start, stop in blocks(len(members), block_size):
-        sims = similarity_matrix(members[start:stop], members[:stop], bits)
+    later_members, earlier_members = wanted.of(member_rows)
+    later_queries, earlier_queries = wanted.of(query_rows)
+    rows = np.flatnonzero(later_members)
+    columns = np.flatnonzero(earlier_members)
+    candidates = members if wanted.earlier is None else members[columns]
+    for start, stop in blocks(len(rows), _rows_per_block(len(candidates), block_size)):
+        block = rows[start:stop]
+        width = np.searchsorted(columns, block[-1], side="right")  # the candidates up to the block's last row
+        sims = similarity_matrix(members[block], candidates[:width], bits)
         r, c = np.nonzero(at_least(sims, threshold))
-        keep = c < r + start
+        keep = columns[c] < block[r]
         r, c = r[keep], c[keep]
-        parts.append(Pairs(member_rows[start + r], member_rows[c], sims[r, c]))
-    if len(members):
-        for start, stop in blocks(len(queries), block_size):
-            sims = similarity_matrix(queries[start:stop], members, bits)
-            r, c = np.nonzero(at_least(sims, threshold))
-            a, b = query_rows[start + r], member_rows[c]
-            parts.append(Pairs(np.maximum(a, b), np.minimum(a, b), sims[r, c]))
-    return Pairs.concat(parts)
+        yield Pairs(member_rows[block[r]], member_rows[columns[c]], sims[r, c])
+    if wanted.everything:
+        yield from _cross_pairs(queries, query_rows, members, member_rows, threshold, None, bits, block_size)
+        return
+    # The pairs whose later row is a query, then those whose later row is a member.
+    a, b = later_queries, earlier_members
+    yield from _cross_pairs(queries[a], query_rows[a], members[b], member_rows[b], threshold, True, bits, block_size)
+    a, b = earlier_queries, later_members
+    yield from _cross_pairs(queries[a], query_rows[a], members[b], member_rows[b], threshold, False, bits, block_size)
+
+
+def _rows_per_block(columns: int, block_size: int) -> int:
+    """Rows per block against `columns` candidates: at most `block_size`, and at most SEARCH_ENTRIES similarities."""
+    return max(1, min(block_size, SEARCH_ENTRIES // max(1, columns)))
+
+
+def _cross_pairs(
+    x: np.ndarray,
+    x_rows: np.ndarray,
+    y: np.ndarray,
+    y_rows: np.ndarray,
+    threshold: float,
+    x_later: bool | None,
+    bits: int | None,
+    block_size: int,
+) -> Iterator[Pairs]:
+    """Pairs of an x row and a y row, block by block: all, or those whose later row is x's (x_later) or y's."""
+    if not len(y):
+        return
+    for start, stop in blocks(len(x), _rows_per_block(len(y), block_size)):
+        sims = similarity_matrix(x[start:stop], y, bits)
+        hit = at_least(sims, threshold)
+        if x_later is not None:
+            hit &= (x_rows[start:stop, None] > y_rows) == x_later
+        r, c = np.nonzero(hit)
+        a, b = x_rows[start + r], y_rows[c]
+        yield Pairs(np.maximum(a, b), np.minimum(a, b), sims[r, c])
 
 
 def search_clusters(
@@ -254,17 +269,44 @@ def search_clusters(
     clusters: Iterable[int],
     threshold: float,
     *,
+    wanted: Wanted = EVERY_PAIR,
     bits: int | None = None,
     block_size: int = 2048,
 ) -> Iterator[Pairs]:
-    """`search_cluster` over each of `clusters`, gathering the rows from `vectors`."""
+    """`search_cluster` over each of `clusters`, rows gathered from `vectors` (a pair in two clusters comes twice)."""
     for cluster in clusters:
         members, queries = plan.members(cluster), plan.queries(cluster)
-        if len(members) + len(queries) < 2 or not len(members):
+        if not len(members) or len(members) + len(queries) < 2:
             continue
-        yield search_cluster(
-            vectors[members], members, vectors[queries], queries, threshold, bits=bits, block_size=block_size
+        if wanted.later is not None and not (wanted.later[members].any() or wanted.later[queries].any()):
+            continue
+        yield from search_cluster(
+            vectors[members],
+            members,
+            vectors[queries],
+            queries,
+            threshold,
+            wanted=wanted,
+            bits=bits,
+            block_size=block_size,
         )
+
+
+def sweep_clusters(
+    vectors: np.ndarray,
+    plan: ClusterPlan,
+    clusters: Iterable[int],
+    threshold: float,
+    status: np.ndarray,
+    budget: int | None,
+    *,
+    bits: int | None = None,
+    block_size: int = 2048,
+) -> Sweep:
+    """One pass of `lightembed.pairs` over the pairs of `clusters` (those `wanted_pairs` names)."""
+    wanted = wanted_pairs(status, budget)
+    found = search_clusters(vectors, plan, clusters, threshold, wanted=wanted, bits=bits, block_size=block_size)
+    return sweep(found, status, budget)
 
 
 def partitioned_pairs(
@@ -277,7 +319,10 @@ def partitioned_pairs(
     bits: int | None = None,
     block_size: int = 2048,
 ) -> Pairs:
-    """Every pair at or above `threshold` that shares a cluster or a probed cluster, in one call."""
+    """The pairs at or above `threshold` that share a cluster or a probed cluster, in one call.
+
+    All of them while they number at most `pair_budget(n)`; past it, those that still count (`lightembed.pairs`).
+    """
     n = len(vectors)
     if n < 2:
         return Pairs.empty()
@@ -286,5 +331,9 @@ def partitioned_pairs(
     partitioning = fit_partitioning(float_rows(vectors[sample], bits), n_clusters, seed)
     nearest = nearest_clusters(vectors, partitioning, covering_probes(probes, n_clusters, partitioning), bits=bits)
     plan = plan_clusters(nearest, partitioning.n_clusters)
-    found = search_clusters(vectors, plan, range(plan.n_clusters), threshold, bits=bits, block_size=block_size)
-    return Pairs.concat(found)
+    everything = range(plan.n_clusters)
+
+    def run_pass(number: int, status: np.ndarray, budget: int | None) -> list[Sweep]:
+        return [sweep_clusters(vectors, plan, everything, threshold, status, budget, bits=bits, block_size=block_size)]
+
+    return bounded_pairs(run_pass, n)

@@ -17,6 +17,7 @@ pd = pytest.importorskip("pandas")
 import dask.bag as db
 
 import lightembed.dask as led
+from lightembed import pairs as pairs_module
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,29 @@ def test_dask_dedup_equals_the_single_machine_result(client, tiny_dir: Path) -> 
     kept = led.select_kept(frame, again).compute()
     assert kept["id"].tolist() == local.kept.tolist() and kept["body"].tolist() == local.kept_items
     assert led.select_kept(bag, result).compute() == local.kept_items
+
+
+def test_dask_dedup_with_a_small_pair_budget_searches_again_to_the_same_result(
+    client, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = corpus_lines(1500, seed=4)
+    local = lightembed.load(tiny_dir).deduplicate(texts, 0.7, mode="partitioned", clusters=12, probes=3)
+    passes = []
+    real = led.bounded_pairs
+
+    def counted(run_pass, n: int):
+        def run(number: int, *args):
+            passes.append(number)
+            return run_pass(number, *args)
+
+        return real(run, n)
+
+    monkeypatch.setattr(pairs_module, "pair_budget", lambda n: 40)
+    monkeypatch.setattr(led, "bounded_pairs", counted)
+    result = led.deduplicate(
+        db.from_sequence(texts, npartitions=4), 0.7, model=led.ModelSpec(str(tiny_dir)), clusters=12, probes=3
+    )
+    assert len(local.removed) > 300 and same_result(result, local) and len(passes) >= 2
 
 
 def test_dask_embed_equals_embed(client, tiny_dir: Path) -> None:

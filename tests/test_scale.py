@@ -15,7 +15,10 @@ from tiny import WORDS, write_tiny_model
 
 import lightembed
 from lightembed import ann as ann_module
+from lightembed import dedup as dedup_module
 from lightembed import jobs, parquetio, textio
+from lightembed import pairs as pairs_module
+from lightembed import partition as partition_module
 from lightembed.cli import main
 from lightembed.dedup import (
     SearchOptions,
@@ -26,14 +29,16 @@ from lightembed.dedup import (
     greedy_matches,
     text_hashes,
 )
+from lightembed.pairs import DECIDE, Pairs, Sweep, bounded_pairs, sweep, wanted_pairs
 from lightembed.partition import (
-    Pairs,
     cluster_groups,
     fit_partitioning,
+    nearest_clusters,
     partitioned_pairs,
     plan_clusters,
     sample_rows,
     sample_size,
+    search_clusters,
 )
 from lightembed.scoring import SCORE_TOLERANCE, unit_rows
 
@@ -96,6 +101,130 @@ def test_pairs_concat_keeps_each_pair_once_with_its_best_score() -> None:
     merged = Pairs.concat([a, b])
     assert merged.later.tolist() == [2, 5] and merged.earlier.tolist() == [0, 1]
     assert merged.score.tolist() == pytest.approx([0.95, 0.92])
+
+
+# --------------------------------------------------------------------- pair lists bounded by search passes
+def near_copy_vectors(seed: int = 0) -> np.ndarray:
+    """Clustered vectors, a tight group of 300 near-copies (about G²/2 pairs) and a loose group of 300 that chains."""
+    rng = np.random.default_rng(seed)
+    vectors, _ = clustered_vectors(noise=0.4, seed=seed)
+    groups = []
+    for noise in (0.05, 0.35):
+        base = rng.standard_normal(vectors.shape[1]).astype(np.float32)
+        groups.append(base + noise * rng.standard_normal((300, vectors.shape[1])).astype(np.float32))
+    every = unit_rows(np.concatenate([vectors, *groups]))
+    return every[rng.permutation(len(every))]
+
+
+def shuffled_passes(pairs: Pairs, seed: int):
+    """A `run_pass` that finds `pairs` in 40 shuffled parts, in one sweep, counting its calls."""
+    calls = []
+
+    def run_pass(number: int, status: np.ndarray, budget: int | None) -> list[Sweep]:
+        calls.append(budget)
+        order = np.random.default_rng(seed + number).permutation(len(pairs.later))
+        parts = (pairs.where(rows) for rows in np.array_split(order, 40))
+        return [sweep(parts, status, budget)]
+
+    return run_pass, calls
+
+
+def test_the_pair_budget_is_2m_pairs_or_4_per_row() -> None:
+    assert pairs_module.pair_budget(1000) == pairs_module.pair_budget(524_288) == 1 << 21
+    assert pairs_module.pair_budget(3_000_000) == 12_000_000
+
+
+@pytest.mark.parametrize("threshold", [0.8, 0.9])
+def test_bounded_pairs_give_the_greedy_result_of_every_pair(threshold: float) -> None:
+    vectors = near_copy_vectors()
+    every = brute_force_pairs(vectors, threshold)
+    expected_match, expected_score = greedy_from_pairs(len(vectors), every)
+    run_pass, calls = shuffled_passes(every, seed=1)
+    kept = bounded_pairs(run_pass, len(vectors), budget=2000)
+    match, score = greedy_from_pairs(len(vectors), kept)
+    np.testing.assert_array_equal(match, expected_match)
+    np.testing.assert_array_equal(score, expected_score)
+    assert len(every.later) > 40_000 and len(kept.later) <= 2000 and len(calls) >= 2
+
+
+def test_bounded_pairs_keep_every_pair_within_the_budget_in_one_pass() -> None:
+    vectors, _ = clustered_vectors(noise=0.4)
+    every = brute_force_pairs(vectors, 0.85)
+    run_pass, calls = shuffled_passes(every, seed=2)
+    kept = bounded_pairs(run_pass, len(vectors), budget=len(every.later))
+    assert calls == [len(every.later)] and len(kept.later) == len(every.later)
+
+
+def test_bounded_pairs_keep_what_is_left_after_the_last_pass() -> None:
+    vectors = near_copy_vectors()
+    every = brute_force_pairs(vectors, 0.8)
+    run_pass, calls = shuffled_passes(every, seed=3)
+    kept = bounded_pairs(run_pass, len(vectors), budget=10, max_passes=2)
+    assert calls == [10, None] and 10 < len(kept.later) < len(every.later)
+    np.testing.assert_array_equal(greedy_from_pairs(len(vectors), kept)[0], greedy_from_pairs(len(vectors), every)[0])
+
+
+def test_bounded_pairs_decide_every_row_then_hold_only_the_pairs_to_kept_rows() -> None:
+    # Rows 0-9 are kept (no earlier neighbour); rows 10-109 each have all ten as equally similar neighbours.
+    later, earlier = np.repeat(np.arange(10, 110), 10), np.tile(np.arange(10), 100)
+    every = Pairs(later, earlier, np.full(1000, 0.9, dtype=np.float32))
+    run_pass, calls = shuffled_passes(every, seed=6)
+    kept = bounded_pairs(run_pass, 110, budget=100)
+    assert calls == [100, DECIDE, None] and len(kept.later) == 1000  # ties with the best kept row stay
+
+
+def test_a_group_of_near_copies_keeps_one_pair_per_copy_in_the_partitioned_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(4)
+    copies = unit_rows(1 + 0.01 * rng.standard_normal((2000, 16)).astype(np.float32))
+    assert len(brute_force_pairs(copies, 0.95).later) == 2000 * 1999 // 2
+    monkeypatch.setattr(pairs_module, "pair_budget", lambda n: 5000)
+    found = partitioned_pairs(copies, 0.95, n_clusters=4)
+    assert found.earlier.tolist() == [0] * 1999 and found.later.tolist() == list(range(1, 2000))
+    result = deduplicate_vectors(copies, 0.95, search=SearchOptions(mode="partitioned", clusters=4))
+    assert result.kept.tolist() == [0] and (result.duplicate_of == 0).all()
+
+
+@pytest.mark.parametrize("entries", [1 << 22, 500])
+def test_a_pass_finds_exactly_the_pairs_it_wants(entries: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partition_module, "SEARCH_ENTRIES", entries)  # 500: a few rows per block
+    vectors = near_copy_vectors(seed=7)
+    part = fit_partitioning(vectors[sample_rows(len(vectors), sample_size(8), 0)], 8)
+    plan = plan_clusters(nearest_clusters(vectors, part, 3), part.n_clusters)
+    every = Pairs.concat(search_clusters(vectors, plan, range(plan.n_clusters), 0.8, block_size=64))
+    status = np.random.default_rng(7).integers(0, 3, len(vectors)).astype(np.int8)
+    for budget in (DECIDE, None):
+        wanted = wanted_pairs(status, budget)
+        found = Pairs.concat(search_clusters(vectors, plan, range(plan.n_clusters), 0.8, wanted=wanted, block_size=64))
+        expected = every.where(wanted.later[every.later] & wanted.earlier[every.earlier])
+        assert len(expected.later) > 1000
+        np.testing.assert_array_equal(found.later, expected.later)
+        np.testing.assert_array_equal(found.earlier, expected.earlier)
+
+
+@pytest.mark.parametrize("mode", ["partitioned", "ann"])
+def test_a_small_pair_budget_gives_the_same_dedup(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if mode == "ann":  # built on one thread, the index is the same in both runs
+        index = pytest.importorskip("usearch.index")
+        add = index.Index.add
+        monkeypatch.setattr(index.Index, "add", lambda self, *args, **kwargs: add(self, *args, **kwargs, threads=1))
+    vectors = near_copy_vectors(seed=5)
+    search = SearchOptions(mode=mode, clusters=8)
+    whole = deduplicate_vectors(vectors, 0.8, search=search)
+    found = {}
+
+    def counting(*args, **kwargs):
+        found["pairs"] = real(*args, **kwargs)
+        return found["pairs"]
+
+    real = ann_module.ann_pairs if mode == "ann" else dedup_module.partitioned_pairs
+    monkeypatch.setattr(pairs_module, "pair_budget", lambda n: 3000)
+    monkeypatch.setattr(ann_module if mode == "ann" else dedup_module, f"{mode}_pairs", counting)
+    bounded = deduplicate_vectors(vectors, 0.8, search=search)
+    assert len(whole.removed) > 500 and same_result(whole, bounded)
+    np.testing.assert_allclose(whole.scores, bounded.scores, atol=1e-6)  # some found in other blocks: other rounding
+    assert len(found["pairs"].later) <= 3000
 
 
 # --------------------------------------------------------------------- the partitioned search
@@ -290,6 +419,31 @@ def test_a_killed_dedup_resumes_to_the_same_output(
     lines = corpus_file.read_text().splitlines()
     assert len(rows) + len(out.read_text().splitlines()) == len(lines)
     assert all(lines[r["index"]] == r["text"] and lines[r["duplicate_of"]] == r["duplicate_text"] for r in rows)
+
+
+def test_a_job_killed_in_a_second_search_pass_resumes_to_the_same_output(
+    corpus_file: Path, tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = ["--model", str(tiny_dir), "--threshold", "0.7", "--mode", "partitioned", "--chunk-size", "128"]
+    assert run_cli("dedup", str(corpus_file), "-o", str(tmp_path / "whole.txt"), *common) == 0
+    monkeypatch.setattr(pairs_module, "pair_budget", lambda n: 30)
+    work, out = tmp_path / "work", tmp_path / "kept.txt"
+    args = ["dedup", str(corpus_file), "-o", str(out), "--work-dir", str(work), *common]
+    real = jobs.save_arrays
+
+    def dying(path: Path, **arrays: np.ndarray) -> None:
+        if path.parent.name == "pass-1" and path.name == "group-000001.npz":
+            raise Killed
+        real(path, **arrays)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "save_arrays", dying)
+        with pytest.raises(Killed):
+            run_cli(*args)
+    assert [p.name for p in sorted((work / "pairs" / "pass-1").iterdir())] == ["group-000000.npz"]
+    assert run_cli(*args) == 0
+    assert out.read_bytes() == (tmp_path / "whole.txt").read_bytes()
+    assert len(list((work / "pairs").iterdir())) >= 3  # over the budget: passes that decide, then the last
 
 
 def test_a_work_folder_refuses_another_input_or_model(corpus_file: Path, tiny_dir: Path, tmp_path: Path) -> None:
