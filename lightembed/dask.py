@@ -120,21 +120,22 @@ def _partitions(collection: Any, column: str | None) -> list[Any]:
     raise TypeError(f"expected a Dask Bag, DataFrame or Series, got {type(collection).__name__}")
 
 
-def _texts(part: Any) -> list[str]:
+def _texts(part: Any, number: int) -> list[str]:
+    """The texts of partition `number`, each checked to be a str."""
     texts = part.tolist() if hasattr(part, "tolist") else list(part)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"partition item {i} is {type(text).__name__}, expected str")
+            raise TypeError(f"partition {number}, item {i} is {type(text).__name__}, expected str")
     return texts
 
 
-def _embed_part(part: Any, spec: ModelSpec) -> np.ndarray:
-    return spec.load().embed(_texts(part))
+def _embed_part(part: Any, number: int, spec: ModelSpec) -> np.ndarray:
+    return spec.load().embed(_texts(part, number))
 
 
-def _embed_and_hash(part: Any, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+def _embed_and_hash(part: Any, number: int, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     """Hashes and rows to compare (unit rows, or codes) of one partition."""
-    texts = _texts(part)
+    texts = _texts(part, number)
     model = spec.load()
     vectors = model.embed(texts)
     return text_hashes(texts), vectors if model.binary else unit_rows(vectors)
@@ -145,7 +146,7 @@ def embed(collection: Any, column: str | None = None, *, model: ModelSpec | None
     """The vectors of a Bag of texts, a DataFrame's text `column`, or a Series: a Dask array, one chunk per partition."""
     spec = model or ModelSpec()
     width, dtype = spec.load().output_width, spec.load().output_dtype
-    parts = [dask.delayed(_embed_part)(part, spec) for part in _partitions(collection, column)]
+    parts = [dask.delayed(_embed_part)(part, k, spec) for k, part in enumerate(_partitions(collection, column))]
     return da.concatenate([da.from_delayed(p, shape=(np.nan, width), dtype=dtype) for p in parts])
 
 
@@ -173,7 +174,8 @@ def deduplicate(
     spec = model or ModelSpec()
     local = spec.load()
     bits, block_size = local.bits, local.block_size
-    embedded = dask.persist(*[dask.delayed(_embed_and_hash)(p, spec) for p in _partitions(collection, column)])
+    partitions = _partitions(collection, column)
+    embedded = dask.persist(*[dask.delayed(_embed_and_hash)(p, k, spec) for k, p in enumerate(partitions)])
     hashes = dask.compute(*[dask.delayed(_item)(e, 0) for e in embedded])
     first = first_copies_of_hashes(np.concatenate([np.zeros((0, 2), np.uint64), *hashes]))
     is_first = first == np.arange(len(first))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 from .errors import LightEmbedError
 
 BATCH_ROWS = 65536
+INDEX_COLUMN = "__index_level_0__"  # where pandas stores an index that is not a RangeIndex
 
 
 class ParquetError(LightEmbedError, ValueError):
@@ -62,16 +64,44 @@ def read_texts(path: str | os.PathLike[str], column: str, batch_rows: int = BATC
 def write_kept_rows(
     source: str | os.PathLike[str], target: str | os.PathLike[str], kept: np.ndarray, batch_rows: int = BATCH_ROWS
 ) -> None:
-    """Copy the rows of `source` whose index is in `kept` (sorted) to `target`, with the same schema."""
+    """Copy the rows of `source` whose index is in `kept` (sorted) to `target`, with the same schema.
+
+    A pandas RangeIndex (stored as metadata only) becomes an index column holding each kept row's
+    label, as pandas stores any other index: read back, the rows keep their labels.
+    """
     pa, pq = _pyarrow()
     parquet = _open(source)
-    with pq.ParquetWriter(target, parquet.schema_arrow) as writer:
+    schema, labels = _with_range_labels(parquet.schema_arrow)
+    with pq.ParquetWriter(target, schema) as writer:
         start = 0
         for batch in parquet.iter_batches(batch_size=batch_rows):
             stop = start + len(batch)
             lo, hi = np.searchsorted(kept, [start, stop])
-            writer.write_batch(batch.take(pa.array(kept[lo:hi] - start)))
+            rows = batch.take(pa.array(kept[lo:hi] - start))
+            if labels is not None:
+                first, step = labels
+                column = pa.array(first + step * kept[lo:hi].astype(np.int64))
+                rows = pa.RecordBatch.from_arrays([*rows.columns, column], schema=schema)
+            writer.write_batch(rows)
             start = stop
+
+
+def _with_range_labels(schema: Any) -> tuple[Any, tuple[int, int] | None]:
+    """`schema`, or for pandas metadata with a RangeIndex, the schema with an index column and (start, step)."""
+    pa, _ = _pyarrow()
+    try:
+        pandas = json.loads((schema.metadata or {})[b"pandas"])
+        (index,) = pandas["index_columns"]
+        if index["kind"] != "range" or INDEX_COLUMN in schema.names:
+            return schema, None
+        labels = int(index["start"]), int(index["step"])
+        columns = [*pandas["columns"], {"name": index.get("name"), "field_name": INDEX_COLUMN}]
+    except (KeyError, ValueError, TypeError):
+        return schema, None
+    columns[-1].update(pandas_type="int64", numpy_type="int64", metadata=None)
+    pandas.update(index_columns=[INDEX_COLUMN], columns=columns)
+    metadata = {**schema.metadata, b"pandas": json.dumps(pandas).encode()}
+    return schema.append(pa.field(INDEX_COLUMN, pa.int64())).with_metadata(metadata), labels
 
 
 def write_embeddings(path: str | os.PathLike[str], blocks: Iterable[np.ndarray], width: int, dtype: np.dtype) -> int:

@@ -91,8 +91,10 @@ def test_dask_bad_inputs_are_named(tiny_dir: Path) -> None:
         led.embed(frame, model=spec)
     with pytest.raises(TypeError, match="expected a Dask Bag, DataFrame or Series"):
         led.embed(["a", "b"], model=spec)
-    with pytest.raises(TypeError, match="partition item 1 is int"):
-        led.embed(db.from_sequence(["a", 3], npartitions=1), model=spec).compute(scheduler="sync")
+    with pytest.raises(TypeError, match="partition 1, item 0 is NoneType"):
+        led.embed(db.from_sequence(["a", None], npartitions=2), model=spec).compute(scheduler="sync")
+    with pytest.raises(TypeError, match="partition 0, item 1 is int"):
+        led.deduplicate(db.from_sequence(["a", 3], npartitions=1), 0.9, model=spec)
     with pytest.raises(ValueError, match="threshold must be between -1 and 1"):
         led.deduplicate(db.from_sequence(["a"], npartitions=1), 2.0, model=spec)
     bag = db.from_sequence(["a", "b"], npartitions=1)

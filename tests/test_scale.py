@@ -528,6 +528,29 @@ def test_parquet_dedup_keeps_rows_and_embeddings_round_trip(tiny_dir: Path, tmp_
     np.testing.assert_array_equal(parquetio.read_embeddings(codes), binary)
 
 
+@pytest.mark.parametrize("index", [None, (5, 2, "row"), "labels"])
+def test_parquet_dedup_keeps_the_pandas_row_labels(index, tiny_dir: Path, tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    lines = corpus_lines(300)
+    if index is None:
+        frame = pd.DataFrame({"text": lines})  # a RangeIndex 0, 1, ... kept as metadata only
+    elif index == "labels":
+        frame = pd.DataFrame({"text": lines}, index=[f"r{k}" for k in range(len(lines))])
+    else:
+        start, step, name = index
+        frame = pd.DataFrame({"text": lines}, index=pd.RangeIndex(start, start + step * len(lines), step, name=name))
+    frame.to_parquet(tmp_path / "in.parquet")
+    assert (
+        run_cli("dedup", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "kept.parquet"), "--model", str(tiny_dir))
+        == 0
+    )
+    kept = pd.read_parquet(tmp_path / "kept.parquet")
+    expected = frame.iloc[lightembed.load(tiny_dir).deduplicate(lines, 0.9).kept]
+    assert 0 < len(kept) < len(frame)
+    pd.testing.assert_frame_equal(kept, expected, check_index_type=False)
+
+
 def test_parquet_bad_inputs_are_named(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
