@@ -183,13 +183,18 @@ def bounded_pairs(
     status = np.full(n, UNKNOWN, dtype=np.int8)
     first = run_pass(0, status, pair_budget(n) if budget is None else budget)
     if all(part.pairs is not None for part in first):
-        return Pairs.concat(part.pairs for part in first)  # within the budget: every pair
+        return _joined(first)  # within the budget: every pair
     _learn(status, first)
     number = 1
     while number < max_passes - 1 and (status == UNKNOWN).any():
         _learn(status, run_pass(number, status, DECIDE))
         number += 1
-    return needed(Pairs.concat(part.pairs for part in run_pass(number, status, None)), status)
+    return needed(_joined(run_pass(number, status, None)), status)
+
+
+def _joined(sweeps: list[Sweep]) -> Pairs:
+    """The pairs the sweeps of one pass hold, each once (one sweep's are already)."""
+    return sweeps[0].pairs if len(sweeps) == 1 else Pairs.concat(part.pairs for part in sweeps)
 
 
 def _learn(status: np.ndarray, sweeps: list[Sweep]) -> None:
