@@ -89,7 +89,7 @@ def run(path: Path, mode: str, code: str, scratch: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", nargs="+", type=int, default=[0, 10_000, 50_000])
+    parser.add_argument("--copies", nargs="*", type=int, default=[0, 10_000, 50_000])
     parser.add_argument("--ann-copies", nargs="*", type=int, default=[10_000])
     parser.add_argument("--code", type=Path, default=None, help="a checkout whose lightembed package runs instead")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/lightembed_scale"))
