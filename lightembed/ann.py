@@ -3,8 +3,9 @@
 Each item asks the index for its `neighbours` nearest items, and for more while the farthest of
 them is still at the threshold; pairs the index reports at or near the threshold are re-scored
 exactly with numpy, so every kept pair has the same score as in the exact search. Like the
-partitioned search, it searches again when it finds too many pairs (`lightembed.pairs`). The index is
-built on every core, so its neighbours, and rarely the pairs found, can differ from run to run.
+partitioned search, it searches again when it finds too many pairs (`lightembed.pairs`). The
+index is built on every core, so its neighbours, and rarely the pairs found, can differ from run
+to run.
 """
 
 from __future__ import annotations
@@ -59,9 +60,8 @@ def _index_pairs(
 ) -> Iterator[Pairs]:
     """The pairs at or above `threshold` in the answers of an index of `n` rows to `rows`, block by block.
 
-    A pair may come twice (in the answers of both its rows).
-
-    The index answers the same query the same way every time, so every pass finds the same pairs.
+    A pair may come twice (in the answers of both its rows). The index answers the same query the
+    same way every time, so every pass finds the same pairs.
     """
     k = min(neighbours + 1, n)
     while len(rows):

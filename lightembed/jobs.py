@@ -381,7 +381,7 @@ class Job:
 
 def save_sweep(path: Path, found: Sweep) -> None:
     """One search step's `Sweep` as a .npz work file."""
-    pairs = found.pairs or Pairs.empty()
+    pairs = Pairs.empty() if found.pairs is None else found.pairs
     save_arrays(
         path,
         held=np.array(found.pairs is not None),
