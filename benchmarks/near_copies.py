@@ -47,11 +47,13 @@ def with_copies(base: Path, copies: int, out: Path) -> Path:
     if out.is_file():
         return out
     texts = common.read_lines(base)
-    every = max(1, len(texts) // copies) if copies else 0
+    if copies > len(texts):
+        raise SystemExit(f"--copies {copies}: at most one near-copy per text of the {len(texts)}")
+    after = {k * len(texts) // copies for k in range(copies)}  # the texts a copy follows, evenly spaced
     lines = []
     for i, text in enumerate(texts):
         lines.append(text)
-        if every and i % every == 0 and i // every < copies:
+        if i in after:
             lines.append(BOILERPLATE.format(i))
     common.write_lines(out, lines)
     return out
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     for mode, counts in (("auto", args.copies), ("ann", args.ann_copies)):
         for copies in counts:
             path = with_copies(base, copies, args.cache / f"near-copies-{BASE_SIZE}-{copies}.txt")
-            result = {"mode": mode, "copies": copies, "lines": BASE_SIZE + copies, **run(path, mode, code, args.cache)}
+            lines = len(common.read_lines(path))
+            result = {"mode": mode, "copies": copies, "lines": lines, **run(path, mode, code, args.cache)}
             print(json.dumps(result), file=sys.stderr)
             rows.append(result)
     payload = {

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .pairs import Pairs, Sweep, bounded_pairs, sweep, wanted_pairs
+from .pairs import Pairs, Sweep, bounded_pairs, sweep
 from .scoring import at_least, blocks, is_codes, paired_similarity
 
 SEARCH_ENTRIES = 1 << 22  # neighbour slots (rows x k) asked for at once, bounding the answer's memory
@@ -48,9 +48,9 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) ->
     index.add(rows.astype(np.uint64), vectors[rows])
 
     def run_pass(number: int, status: np.ndarray, budget: int | None) -> list[Sweep]:
-        later, earlier = wanted_pairs(status, budget).of(rows)
-        asking = rows[later | earlier]  # a wanted pair is in the answer of its later or of its earlier row
-        return [sweep(_index_pairs(index, vectors, asking, threshold, neighbours, n), status, budget)]
+        # Every row asks again: a pair is in the answer of its later or of its earlier row, and after
+        # one pass no row is known removed, so every row may be the earlier row of a pair that counts.
+        return [sweep(_index_pairs(index, vectors, rows, threshold, neighbours, n), status, budget)]
 
     return bounded_pairs(run_pass, len(vectors), max_passes=ANN_PASSES)
 

@@ -22,8 +22,9 @@ the partitions are embedded and hashed on the workers (and kept there), the k-me
 on the client over a sample, every worker assigns its rows to clusters, and each group of
 clusters is searched exactly by one task that gathers the rows it needs from every partition.
 The client applies the greedy rule to the pairs found (searching again, as `lightembed.pairs`
-describes, when the tasks find too many). With the same seed, clusters and
-probes, the result equals `LightEmbed.deduplicate(texts, mode="partitioned")` on one machine.
+describes, when the tasks find too many; the tasks of the first pass run at once, so each may hold
+an equal share of the pair budget). With the same seed, clusters and probes, the result equals
+`LightEmbed.deduplicate(texts, mode="partitioned")` on one machine.
 """
 
 from __future__ import annotations

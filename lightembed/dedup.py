@@ -26,7 +26,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checks import check_threshold, positive_int, random_seed
-from .partition import DEFAULT_PROBES, Pairs, partitioned_pairs
+from .pairs import KEPT, REMOVED, UNKNOWN, Pairs
+from .partition import DEFAULT_PROBES, partitioned_pairs
 from .scoring import at_least, blocks, similarity_matrix
 
 DEFAULT_BLOCK_SIZE = 2048
@@ -348,23 +349,22 @@ def greedy_from_pairs(n: int, pairs: Pairs, rounds: int = WAVE_ROUNDS) -> tuple[
     later, earlier, score = pairs
     order = np.lexsort((earlier, later))
     later, earlier, score = later[order], earlier[order], score[order]
-    undecided, kept, removed = 0, 1, 2
-    status = np.full(n, kept, dtype=np.int8)
-    status[later] = undecided
+    status = np.full(n, KEPT, dtype=np.int8)
+    status[later] = UNKNOWN
     live_later, live_earlier = later, earlier
     for _ in range(rounds):
         if not len(live_later):
             break
-        status[live_later[status[live_earlier] == kept]] = removed
-        live = status[live_later] == undecided
+        status[live_later[status[live_earlier] == KEPT]] = REMOVED
+        live = status[live_later] == UNKNOWN
         live_later, live_earlier = live_later[live], live_earlier[live]
-        blocked = np.unique(live_later[status[live_earlier] != removed])
-        status[np.setdiff1d(live_later, blocked, assume_unique=False)] = kept
-        live = status[live_later] == undecided
+        blocked = np.unique(live_later[status[live_earlier] != REMOVED])
+        status[np.setdiff1d(live_later, blocked, assume_unique=False)] = KEPT
+        live = status[live_later] == UNKNOWN
         live_later, live_earlier = live_later[live], live_earlier[live]
     if len(live_later):
-        _walk(status, live_later, live_earlier, kept, removed)
-    chosen = (status[later] == removed) & (status[earlier] == kept)
+        _walk(status, live_later, live_earlier)
+    chosen = (status[later] == REMOVED) & (status[earlier] == KEPT)
     later, earlier, score = later[chosen], earlier[chosen], score[chosen]
     best = np.lexsort((earlier, -score, later))
     first = np.ones(len(best), dtype=bool)
@@ -377,9 +377,9 @@ def greedy_from_pairs(n: int, pairs: Pairs, rounds: int = WAVE_ROUNDS) -> tuple[
     return match, out_score
 
 
-def _walk(status: np.ndarray, later: np.ndarray, earlier: np.ndarray, kept: int, removed: int) -> None:
+def _walk(status: np.ndarray, later: np.ndarray, earlier: np.ndarray) -> None:
     """Decide the remaining rows one by one in order (`later` sorted); one step per row, not per pair."""
     rows, starts = np.unique(later, return_index=True)
     ends = np.append(starts[1:], len(later))
     for row, start, end in zip(rows.tolist(), starts.tolist(), ends.tolist()):
-        status[row] = removed if (status[earlier[start:end]] == kept).any() else kept
+        status[row] = REMOVED if (status[earlier[start:end]] == KEPT).any() else KEPT

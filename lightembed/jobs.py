@@ -373,7 +373,7 @@ class Job:
                     )
                     save_sweep(path, found)
                 sweeps.append(read_sweep(path))
-                status[sweeps[-1].removed] = REMOVED
+                status[sweeps[-1].removals.later] = REMOVED
             return sweeps
 
         return bounded_pairs(run_pass, n)
@@ -389,15 +389,17 @@ def save_sweep(path: Path, found: Sweep) -> None:
         earlier=pairs.earlier,
         score=pairs.score,
         alive=found.alive,
-        removed=found.removed,
+        removed=found.removals.later,
+        removed_by=found.removals.earlier,
+        removal_score=found.removals.score,
     )
 
 
 def read_sweep(path: Path) -> Sweep:
     """A `Sweep` saved by `save_sweep`."""
-    saved = read_arrays(path, "held", "later", "earlier", "score", "alive", "removed")
+    saved = read_arrays(path, "held", "later", "earlier", "score", "alive", "removed", "removed_by", "removal_score")
     pairs = Pairs(saved["later"], saved["earlier"], saved["score"]) if saved["held"] else None
-    return Sweep(pairs, saved["alive"], saved["removed"])
+    return Sweep(pairs, saved["alive"], Pairs(saved["removed"], saved["removed_by"], saved["removal_score"]))
 
 
 def _model_digest(folder: Path) -> str:

@@ -6,7 +6,7 @@ one less similar than a kept earlier row of the same later row. A group of G nea
 G²/2 pairs, and only G - 1 of them point at its kept row.
 
 The first search pass holds every pair while they number at most `pair_budget(rows)` (2M, or 4
-per row above 500,000 rows), which is all that ordinary data needs. Past the budget it stops
+per row above 524,288 rows), which is all that ordinary data needs. Past the budget it stops
 holding them, and the search runs again, deciding rows as the greedy rule would from what the
 passes before it learnt:
 
@@ -20,7 +20,9 @@ row. Once every row is decided (or after `MAX_PASSES`), a last pass holds the pa
 count: for each removed row, those with its most similar kept rows (and with rows still
 undecided). Every decision is the greedy rule's own, so these pairs give the same result as all
 of them. The partitioned search then computes some similarities in other blocks than a single
-pass would, so a reported score may differ from that pass's in the last bit (about 1e-7).
+pass would, so a reported score may differ from that pass's in the last bit (about 1e-7), and a
+pair at the threshold to the last bit may count in one pass and not in another. The pair that
+removed each row is therefore kept beside the last pass's pairs: the passes' decisions stand.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class Sweep:
 
     pairs: Pairs | None  # the pairs that may still count (see `needed`); None past the budget
     alive: np.ndarray  # rows with an earlier neighbour not known removed when the pair was seen
-    removed: np.ndarray  # rows this sweep found removed
+    removals: Pairs  # one pair per row this sweep found removed: the row (later) and a kept earlier row
 
 
 def sweep(found: Iterable[Pairs], status: np.ndarray, budget: int | None) -> Sweep:
@@ -94,13 +96,15 @@ def sweep(found: Iterable[Pairs], status: np.ndarray, budget: int | None) -> Swe
 
     Pairs are held while they number at most `budget` (all of them when None, none when DECIDE).
     """
-    before, status = status, status.copy()
+    status = status.copy()
     alive = np.zeros(len(status), dtype=bool)
     best = np.full(len(status), -np.inf, dtype=np.float32)  # each row's most similar kept earlier row so far
     held: list[Pairs] | None = None if budget == DECIDE else []
+    removals: list[Pairs] = []
     count = 0
     for pairs in found:
         to_kept = status[pairs.earlier] == KEPT
+        removals.append(_first_per_row(pairs.where(to_kept & (status[pairs.later] != REMOVED))))
         status[pairs.later[to_kept]] = REMOVED
         np.maximum.at(best, pairs.later[to_kept], pairs.score[to_kept])
         live = status[pairs.earlier] != REMOVED
@@ -111,13 +115,19 @@ def sweep(found: Iterable[Pairs], status: np.ndarray, budget: int | None) -> Swe
             if budget is not None and count > budget:
                 held = None
     kept_pairs = None if held is None else needed(Pairs.concat(held), status)
-    return Sweep(kept_pairs, np.flatnonzero(alive), np.flatnonzero(status != before))
+    return Sweep(kept_pairs, np.flatnonzero(alive), Pairs.concat(removals))
+
+
+def _first_per_row(pairs: Pairs) -> Pairs:
+    """The first of `pairs` for each later row."""
+    _, first = np.unique(pairs.later, return_index=True)
+    return pairs.where(first)
 
 
 def budget_left(budget: int | None, sweeps: Sequence[Sweep]) -> int | None:
     """What `sweeps` leave of `budget` to the next part of a pass: None without a limit, DECIDE once one went past."""
-    if budget is None:
-        return None
+    if budget is None or budget == DECIDE:
+        return budget
     if any(part.pairs is None for part in sweeps):
         return DECIDE
     return budget - sum(len(part.pairs.later) for part in sweeps)
@@ -176,7 +186,7 @@ def bounded_pairs(
     """Every pair among `n` rows if they number at most `budget` (default `pair_budget(n)`), else the pairs that count.
 
     `run_pass(number, status, budget)` searches the pairs once more and returns the `sweep`s of its
-    parts, given the status of each row. Together they may hold at most `budget` pairs (no limit
+    parts, given the status of each row (`number` counts the passes from 0, for work files). Together they may hold at most `budget` pairs (no limit
     when None); a pass given DECIDE holds none. A pass may leave out the pairs that `wanted_pairs`
     does not name.
     """
@@ -184,12 +194,15 @@ def bounded_pairs(
     first = run_pass(0, status, pair_budget(n) if budget is None else budget)
     if all(part.pairs is not None for part in first):
         return _joined(first)  # within the budget: every pair
-    _learn(status, first)
+    removals = _learn(status, first)
     number = 1
     while number < max_passes - 1 and (status == UNKNOWN).any():
-        _learn(status, run_pass(number, status, DECIDE))
+        removals += _learn(status, run_pass(number, status, DECIDE))
         number += 1
-    return needed(_joined(run_pass(number, status, None)), status)
+    last = run_pass(number, status, None)
+    # A pair scored in other blocks may round to the other side of the threshold in the last pass:
+    # the pairs that removed rows keep those rows removed, as the passes that found them decided.
+    return needed(Pairs.concat([*(part.pairs for part in last), *removals]), status)
 
 
 def _joined(sweeps: list[Sweep]) -> Pairs:
@@ -197,10 +210,14 @@ def _joined(sweeps: list[Sweep]) -> Pairs:
     return sweeps[0].pairs if len(sweeps) == 1 else Pairs.concat(part.pairs for part in sweeps)
 
 
-def _learn(status: np.ndarray, sweeps: list[Sweep]) -> None:
-    """Update `status` with what a pass found: rows removed, and rows kept whose earlier neighbours were all removed."""
+def _learn(status: np.ndarray, sweeps: list[Sweep]) -> list[Pairs]:
+    """Update `status` with what a pass found: rows removed, and rows kept whose earlier neighbours were all removed.
+
+    Returns the pairs that removed rows.
+    """
     alive = np.zeros(len(status), dtype=bool)
     for part in sweeps:
-        status[part.removed] = REMOVED
+        status[part.removals.later] = REMOVED
         alive[part.alive] = True
     status[(status == UNKNOWN) & ~alive] = KEPT
+    return [part.removals for part in sweeps]

@@ -64,7 +64,7 @@ def read_texts(path: str | os.PathLike[str], column: str, batch_rows: int = BATC
 def write_kept_rows(
     source: str | os.PathLike[str], target: str | os.PathLike[str], kept: np.ndarray, batch_rows: int = BATCH_ROWS
 ) -> None:
-    """Copy the rows of `source` whose index is in `kept` (sorted) to `target`, with the same schema.
+    """Copy the rows of `source` whose index is in `kept` (sorted) to `target`, with the same columns (see below).
 
     A pandas RangeIndex (stored as metadata only) becomes an index column holding each kept row's
     label, as pandas stores any other index: read back, the rows keep their labels.

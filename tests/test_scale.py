@@ -173,6 +173,27 @@ def test_bounded_pairs_decide_every_row_then_hold_only_the_pairs_to_kept_rows() 
     assert calls == [100, DECIDE, None] and len(kept.later) == 1000  # ties with the best kept row stay
 
 
+def test_a_pair_at_the_threshold_that_the_last_pass_misses_keeps_the_passes_decisions() -> None:
+    # (1, 0) sits at the threshold: the deciding passes find it, the last pass, scoring it in other
+    # blocks, does not. Row 1 stays removed, so row 2 (near row 1 only) stays kept: the greedy
+    # result of the pairs with (1, 0). Without the removal pairs rows 1 and 2 would both be kept.
+    at_threshold = Pairs(np.array([1]), np.array([0]), np.array([0.9], dtype=np.float32))
+    clear = Pairs(np.array([2]), np.array([1]), np.array([0.95], dtype=np.float32))
+    calls = []
+
+    def run_pass(number: int, status: np.ndarray, budget: int | None) -> list[Sweep]:
+        calls.append(budget)
+        found = [at_threshold, clear] if budget is not None else [clear]
+        wanted = wanted_pairs(status, budget)
+        found = [p.where(wanted.of(p.later)[0] & wanted.of(p.earlier)[1]) for p in found]
+        return [sweep(found, status, budget)]
+
+    kept = bounded_pairs(run_pass, 3, budget=1)
+    assert calls == [1, DECIDE, None]
+    match, _ = greedy_from_pairs(3, kept)
+    assert match.tolist() == [-1, 0, -1]
+
+
 def test_a_group_of_near_copies_keeps_one_pair_per_copy_in_the_partitioned_search(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
