@@ -47,7 +47,7 @@ from .dedup import EXACT_LIMIT, MODES, SearchOptions
 from .errors import LightEmbedError
 from .model import Hit, LightEmbed, load
 from .partition import DEFAULT_PROBES
-from .transform import load_transform
+from .transform import Transform, load_transform
 
 PROG = "lightembed"
 EXIT_ERROR = 2
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     _utf8_stdout()
     try:
         with sigterm_as_interrupt():
-            args = build_parser().parse_args(argv)
+            args = _parse(argv)
             args.run(args)
             sys.stdout.flush()
     except SystemExit as exc:  # --help and --version
@@ -104,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------------- the parser
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line; arguments no option of the command takes point at the command's own help."""
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{PROG} {args.command} --help')")
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subcommand per verb."""
     parser = _Parser(prog=PROG, description="Fast static text embeddings on the CPU.")
@@ -272,8 +280,10 @@ def _positive_int(value: str) -> int:
         number = int(value)
     except ValueError:
         number = 0
-    if not 1 <= number <= sys.maxsize:
-        raise argparse.ArgumentTypeError(f"must be a positive integer up to {sys.maxsize}, got {value!r}")
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    if number > sys.maxsize:
+        raise argparse.ArgumentTypeError(f"must be at most {sys.maxsize}, got {value!r}")
     return number
 
 
@@ -385,6 +395,8 @@ def run_embed(args: argparse.Namespace) -> None:
     if args.work_dir is not None:
         if jobs.needs_spool(spec):
             raise UsageError("--work-dir needs an input file: stdin or a pipe cannot be read again to resume")
+        if args.output not in (None, textio.STD_STREAM):
+            textio.check_output_path(args.output)  # before the long run
         with jobs.work_folder(args.work_dir) as folder:
             job = jobs.Job(folder, spec, model, chunk_rows=args.chunk_size, progress=_progress(args))
             count = job.embed()
@@ -502,7 +514,7 @@ def run_cluster(args: argparse.Namespace) -> None:
 def run_split(args: argparse.Namespace) -> None:
     """The whole input cut into chunks: JSON lines, or text with a separator line between chunks."""
     model, text = _load(args), textio.read_text(textio.InputSpec(args.input))
-    chunks = model.split(text, args.target_size)
+    chunks = model.split(text, args.target_size, progress=_progress(args))
     with textio.open_output(args.output) as out:
         if args.output_format == "jsonl":
             textio.write_jsonl(out, ({"chunk": i, "text": chunk} for i, chunk in enumerate(chunks)))
@@ -536,13 +548,19 @@ def run_transform(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.input}: expected a 2-D float array, got {vectors.dtype} of shape {vectors.shape}")
     if vectors.shape[1] != transform.in_dim:
         raise ValueError(f"{args.input}: vectors have {vectors.shape[1]} dims, the transform takes {transform.in_dim}")
-    dim = args.dim or width
-    blocks = (
-        transform.apply(vectors[start : start + TRANSFORM_BLOCK], dim=dim)
-        for start in range(0, len(vectors), TRANSFORM_BLOCK)
-    )
+    blocks = _transformed(transform, vectors, args.dim or width, args.input)
     with tqdm(total=len(vectors), unit="vector", disable=not _progress(args), file=sys.stderr) as bar:
-        textio.write_npy(args.output, _counted(blocks, bar), dim, np.dtype(np.float32), len(vectors))
+        textio.write_npy(args.output, _counted(blocks, bar), args.dim or width, np.dtype(np.float32), len(vectors))
+
+
+def _transformed(transform: Transform, vectors: np.ndarray, dim: int, name: str) -> Iterator[np.ndarray]:
+    """The vectors through the transform, block by block; a bad block's error names the file and its rows."""
+    for start in range(0, len(vectors), TRANSFORM_BLOCK):
+        block = vectors[start : start + TRANSFORM_BLOCK]
+        try:
+            yield transform.apply(block, dim=dim)
+        except ValueError as exc:
+            raise ValueError(f"{name}, rows {start} to {start + len(block) - 1}: {exc}") from None
 
 
 def _counted(blocks: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:

@@ -447,10 +447,23 @@ def check_kept_outputs(spec: textio.InputSpec, output: str | None, report: str |
             raise textio.FileError(f"{output}: names {named} output, but dedup writes the kept records as read ({fmt})")
     if fmt == "parquet" and output not in files:
         raise textio.FileError("deduplicating Parquet writes Parquet: give an output file with -o")
-    if len(files) == 2 and os.path.realpath(output) == os.path.realpath(report):
-        raise textio.FileError(f"{report}: the report and the kept items (-o) would be written to the same file")
+    if report is not None:
+        where = _destination(report)
+        if where == _destination(output):
+            name = where if where in ("stdout", "stderr") else "the same file"
+            raise textio.FileError(f"{report}: the report and the kept items (-o) would be written to {name}")
+        if not spec.is_stdin and where == os.path.realpath(spec.path):
+            raise textio.FileError(f"{report}: the report would replace the input")
     for path in files:
         textio.check_output_path(path)
+
+
+def _destination(path: str | None) -> str:
+    """Where an output goes: "stdout" or "stderr" (under any name, /dev/stdout say), else its real path."""
+    stream = sys.stdout if path in (None, textio.STD_STREAM) else textio.standard_stream(path)
+    if stream is None:
+        return os.path.realpath(path)
+    return "stderr" if stream is sys.stderr else "stdout"
 
 
 def _copy_pass(spec: textio.InputSpec, result: DedupResult, out: IO[str] | None, rep: IO[str] | None) -> None:

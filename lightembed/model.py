@@ -239,7 +239,8 @@ class LightEmbed:
         return similarity_matrix(q, d, self._bits_for(d))[0], texts
 
     def similarity(self, a: Items, b: Items) -> float | np.ndarray:
-        """Cosine (or Hamming) similarity: a float for two single items, else an array [len(a), len(b)]."""
+        """Cosine (or Hamming) similarity: a float for two single items, [len(b)] or [len(a)] for one single item and
+        a list, else an array [len(a), len(b)]."""
         va, vb = self.vectors(a), self.vectors(b)
         if va.shape[1] != vb.shape[1]:
             raise ValueError(f"cannot compare widths {va.shape[1]} and {vb.shape[1]}")
@@ -400,12 +401,14 @@ class LightEmbed:
             self._rerank_table = self.parts.reranker.token_table(self.parts.embeddings)
         return self._rerank_table
 
-    def split(self, text: str, target_size: int = 1500, *, window: int = 2) -> list[str]:
+    def split(self, text: str, target_size: int = 1500, *, window: int = 2, progress: bool = False) -> list[str]:
         """Cut a long text into chunks of at most `target_size` characters at topic shifts."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         float_model = self if not self.binary else LightEmbed(self.parts, dim=None)
-        return semantic_split(text, float_model.embed, target_size=target_size, window=window)
+        return semantic_split(
+            text, lambda texts: float_model.embed(texts, progress=progress), target_size=target_size, window=window
+        )
 
 
 class _LazyTokenRows:

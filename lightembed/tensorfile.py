@@ -19,6 +19,8 @@ def read_tensor_file(
     path: Path, file_format: str | None = None, version: str | None = None
 ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     """The metadata and tensors of `path`; with `file_format`, its metadata must name that format and `version`."""
+    if path.is_dir():
+        raise ModelFormatError(f"{path}: is a folder, expected a safetensors file")
     if not path.is_file():
         raise ModelFormatError(f"{path}: file is missing")
     try:

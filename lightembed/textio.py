@@ -5,7 +5,9 @@ Input is read from a file or from stdin ('-' or no path) as UTF-8, strictly: a b
 that is not UTF-8 stops the run with an error that names the line. A UTF-8 byte-order mark at
 the start is dropped. Output files are written to a temporary file beside the target, which
 replaces the target only once complete, so a half-written file never looks finished
-(devices and pipes such as /dev/stdout are written in place).
+(devices and pipes are written in place). A path naming the file that stdout or stderr already
+writes to (/dev/stdout, or the file stdout is redirected to) is written through that stream, so
+that it neither replaces nor truncates what the stream has written.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class InputSpec:
     field: str | None = None
     column: str | None = None
     label: str | None = None  # the name errors use instead of the path (stdin spooled to a file)
+
+    def __post_init__(self) -> None:
+        if self.path is not None and not str(self.path):
+            raise FileError("the input path is empty")
 
     @property
     def is_stdin(self) -> bool:
@@ -280,13 +286,35 @@ def _csv_records(reader: Any, tap: _LineTap, index: int, name: str, column: str)
 
 
 # --------------------------------------------------------------------- outputs
+def standard_stream(path: str | os.PathLike[str]) -> IO[str] | None:
+    """sys.stdout or sys.stderr when `path` names the file it writes to (/dev/stdout, /dev/fd/2, a redirect's file)."""
+    try:
+        target = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    named_stderr = os.path.abspath(path) in ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2")
+    for stream in (sys.stderr, sys.stdout) if named_stderr else (sys.stdout, sys.stderr):  # both may be one terminal
+        try:
+            opened = os.fstat(stream.fileno())
+        except (AttributeError, OSError, ValueError):  # replaced by an object without a descriptor
+            continue
+        if (opened.st_dev, opened.st_ino) == (target.st_dev, target.st_ino):
+            return stream
+    return None
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside `path` that replaces it when the block succeeds and is removed when it fails.
 
-    A symbolic link is followed (the file it points to is replaced); a device or a named pipe
-    such as /dev/stdout is written in place.
+    A symbolic link is followed (the file it points to is replaced); a device or a named pipe is
+    written in place. The file stdout or stderr writes to is refused: replacing it would lose
+    what the stream writes (`open_output` and `write_npy` write such a path through the stream).
     """
+    if standard_stream(path) is not None:
+        raise FileError(
+            f"{path}: is where this command's stdout or stderr goes; write this output to a file of its own"
+        )
     if _is_special(path):
         yield Path(path)
         return
@@ -309,6 +337,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def check_output_path(path: str | os.PathLike[str]) -> None:
     """Raise FileError unless `path` can name a file to write: not a folder, in a folder that exists."""
+    if not str(path):
+        raise FileError("the output path is empty")
     if _is_special(path):
         return
     if os.path.isdir(path) or str(path).endswith(("/", os.sep)):
@@ -325,9 +355,11 @@ def _is_special(path: str | os.PathLike[str]) -> bool:
 
 @contextmanager
 def open_output(path: str | None) -> Iterator[IO[str]]:
-    """A text stream to write: stdout for None or '-', else a UTF-8 file written atomically."""
-    if path in (None, STD_STREAM):
-        yield sys.stdout
+    """A text stream to write: stdout for None or '-' (or the stream `path` names, see `standard_stream`), else a
+    UTF-8 file written atomically."""
+    stream = sys.stdout if path in (None, STD_STREAM) else standard_stream(path)
+    if stream is not None:
+        yield stream
         return
     with atomic_path(path) as temp, open(temp, "w", encoding="utf-8", newline="") as stream:
         yield stream
@@ -345,19 +377,16 @@ def write_npy(
     """Write blocks of rows as one [n, width] .npy file atomically; returns n.
 
     With a known `count` the rows go straight into a memory-mapped file; otherwise (or when
-    the target is a device or pipe) they are gathered in memory and saved at the end.
+    the target is a device, a pipe or stdout's file) they are gathered in memory and saved at the end.
     """
+    stream = standard_stream(path)
+    if stream is not None:
+        stream.flush()
+        return _save_gathered(stream.buffer, blocks, width, dtype)
     with atomic_path(path) as temp:
         if not count or _is_special(temp):
-            array = np.concatenate([np.zeros((0, width), dtype=dtype), *blocks])
-            with open(temp, "wb") as stream:
-                if stream.seekable():
-                    np.save(stream, array)
-                else:  # a pipe: np.save asks for the file position
-                    buffer = io.BytesIO()
-                    np.save(buffer, array)
-                    stream.write(buffer.getbuffer())
-            return len(array)
+            with open(temp, "wb") as out:
+                return _save_gathered(out, blocks, width, dtype)
         out = np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=(count, width))
         try:
             filled = 0
@@ -372,3 +401,16 @@ def write_npy(
         if filled != count:
             raise FileError(f"{path}: the input shrank while it was read ({filled} items, expected {count})")
         return count
+
+
+def _save_gathered(stream: IO[bytes], blocks: Iterable[np.ndarray], width: int, dtype: np.dtype) -> int:
+    """The blocks as one .npy array written to `stream`; returns its rows."""
+    array = np.concatenate([np.zeros((0, width), dtype=dtype), *blocks])
+    if stream.seekable():
+        np.save(stream, array)
+    else:  # a pipe: np.save asks for the file position
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        stream.write(buffer.getbuffer())
+    stream.flush()
+    return len(array)

@@ -296,6 +296,9 @@ def test_error_invalid_utf8_names_the_line(cli, monkeypatch) -> None:
         (("topk", "q", "-k", "0"), "argument -k: must be a positive integer"),
         (("similarity", "only one"), "similarity needs two texts"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),
+        (("embed", "-", "--bogus"), "unrecognized arguments: --bogus (see 'lightembed embed --help')"),
+        (("embed", ""), "the input path is empty"),
+        (("similarity", "a", "b", "-o", ""), "the output path is empty"),
     ],
 )
 def test_error_bad_arguments(cli, args: tuple[str, ...], fragment: str) -> None:
@@ -425,6 +428,9 @@ def test_error_dedup_outputs_are_checked_before_the_run(cli, lines_file: Path, t
     assert_error(cli("dedup", str(lines_file), "-o", str(tmp_path / "no" / "kept.txt")), "cannot write here (no folder")
     assert_error(cli("dedup", str(lines_file), "-o", str(tmp_path / "new") + "/"), "is a folder")
     assert sorted(os.listdir(tmp_path)) == ["lines.txt"]
+    assert_error(cli("dedup", str(lines_file), "--report", str(lines_file)), "the report would replace the input")
+    assert_error(cli("dedup", str(lines_file), "--report", "-"), "(-o) would be written to stdout")
+    assert lines_file.read_text(encoding="utf-8") == "\n".join(LINES) + "\n"
     forced = tmp_path / "rows.csv"  # read as text lines: the output may keep the file's own suffix
     forced.write_text("text\na\nb\na\n", encoding="utf-8")
     assert cli("dedup", str(forced), "--format", "text", "-o", str(tmp_path / "kept.csv"))[0] == 0
@@ -432,7 +438,7 @@ def test_error_dedup_outputs_are_checked_before_the_run(cli, lines_file: Path, t
 
 
 def test_error_numbers_beyond_64_bits(cli, lines_file: Path) -> None:
-    assert_error(cli("dedup", str(lines_file), "--chunk-size", "9" * 20), "argument --chunk-size: must be a positive")
+    assert_error(cli("dedup", str(lines_file), "--chunk-size", "9" * 20), "argument --chunk-size: must be at most")
 
 
 def test_partitioned_probes_beyond_the_clusters_compare_every_pair(cli, lines_file: Path) -> None:
@@ -463,6 +469,37 @@ def test_module_dedup_and_exit_codes(tiny_dir: Path, lines_file: Path, tmp_path:
     assert failed.stderr.decode().splitlines() == [
         f"lightembed: error: {tmp_path / 'missing.txt'}: No such file or directory"
     ]
+
+
+def test_module_writes_a_path_naming_its_stdout_through_the_stream(
+    tiny_dir: Path, lines_file: Path, tmp_path: Path
+) -> None:
+    # /dev/stdout here is the file the shell redirected stdout to: replacing that file (or
+    # truncating it) would lose what was written to it before.
+    captured = tmp_path / "captured.txt"
+    captured.write_text("before\n", encoding="utf-8")
+    model = ("--model", str(tiny_dir), "--no-progress")
+    with captured.open("a", encoding="utf-8") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "lightembed", "embed", str(lines_file), "-o", "/dev/stdout", *model],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    before, *rows = captured.read_text(encoding="utf-8").splitlines()
+    assert before == "before" and [json.loads(row)["index"] for row in rows] == list(range(len(LINES)))
+    vectors = tmp_path / "vectors.npy"  # a .npy path that is stdout
+    vectors.symlink_to("/dev/stdout")
+    with (tmp_path / "saved.npy").open("wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "lightembed", "embed", str(lines_file), "-o", str(vectors), *model],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "saved.npy"), lightembed.load(tiny_dir).embed(LINES))
 
 
 def test_module_closed_pipe_is_quiet(tiny_dir: Path, tmp_path: Path) -> None:

@@ -140,10 +140,18 @@ def test_transform_command_checks_dim_and_output_before_writing(tmp_path: Path, 
         (["-o", str(tmp_path / "z.npy"), "--dim", str(10**12)], "--dim must be between 1 and 6"),
         (["-o", "-"], "give its path with -o, not '-'"),
         (["-o", str(tmp_path / "no" / "z.npy")], "cannot write here"),
+        (["-o", ""], "the output path is empty"),
     ):
         assert main([*base, *extra]) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.safetensors", "x.npy", "y.npy"]
+    vectors[3, 2] = np.nan
+    np.save(tmp_path / "x.npy", vectors)
+    assert main([*base, "-o", str(tmp_path / "z.npy")]) == 2
+    assert f"{tmp_path / 'x.npy'}, rows 0 to 4: vectors contain NaN" in capsys.readouterr().err
+    assert main(["transform", str(tmp_path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "z.npy")]) == 2
+    assert f"{tmp_path}: is a folder, expected a safetensors file" in capsys.readouterr().err
+    assert not (tmp_path / "z.npy").exists()
 
 
 def test_a_transform_with_nan_weights_is_not_written(tmp_path: Path) -> None:
