@@ -5,7 +5,8 @@ them is still at the threshold; pairs the index reports at or near the threshold
 exactly with numpy, so every kept pair has the same score as in the exact search. Like the
 partitioned search, it searches again when it finds too many pairs (`lightembed.pairs`). The
 index is built on every core, so its neighbours, and rarely the pairs found, can differ from run
-to run.
+to run. Rows with identical vectors, which an HNSW index cannot tell apart, are searched once
+(`ann_matches`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .dedup import first_copies_of_hashes, greedy_from_pairs
 from .pairs import Pairs, Sweep, bounded_pairs, sweep
 from .scoring import at_least, blocks, is_codes, paired_similarity
 
@@ -21,6 +23,63 @@ SEARCH_ENTRIES = 1 << 22  # neighbour slots (rows x k) asked for at once, boundi
 SCORE_ENTRIES = 1 << 22  # vector values gathered at once to re-score pairs
 ANN_PASSES = 2  # index searches are the costly part: past the pair budget, one more holds what the first decided
 SLACK = 1e-3  # index scores are computed in another order of sums: re-check those this close below the threshold
+
+
+def ann_matches(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The greedy rule's (match, score) for each row (see `greedy_from_pairs`), over the pairs of `ann_pairs`.
+
+    An HNSW index cannot tell identical vectors apart: asked about one of many copies it answers
+    short, and copies go missing (texts that differ only in letter case embed identically). So
+    rows with the same non-zero vector are searched once, as the first of them: a later one is a
+    duplicate of that first row when it is kept, else of the kept row the first row duplicates.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    rows = np.arange(len(vectors))
+    first = same_vector_rows(vectors)
+    distinct = np.flatnonzero(first == rows)
+    found, found_score = greedy_from_pairs(
+        len(distinct), ann_pairs(vectors[distinct], threshold, neighbours=neighbours)
+    )
+    match = np.full(len(vectors), -1, dtype=np.int64)
+    score = np.zeros(len(vectors), dtype=np.float32)
+    match[distinct] = np.where(found >= 0, distinct[np.maximum(found, 0)], -1)
+    score[distinct] = found_score
+    copies = np.flatnonzero(first != rows)
+    of = first[copies]
+    kept_first = match[of] < 0
+    match[copies] = np.where(kept_first, of, match[of])
+    score[copies] = np.where(kept_first, _self_similarity(vectors, copies), score[of])
+    return match, score
+
+
+def same_vector_rows(vectors: np.ndarray) -> np.ndarray:
+    """For each row of float32 `vectors` the first row with the same non-zero vector (itself if none is earlier).
+
+    Rows are matched by two 64-bit hashes of their bits, then compared: a hash collision only
+    leaves rows apart.
+    """
+    n, dim = vectors.shape
+    words = vectors.view(np.uint32)
+    mixers = np.random.default_rng(0).integers(1, 1 << 63, size=(2, dim), dtype=np.uint64) | np.uint64(1)
+    keys = np.empty((n, 2), dtype=np.uint64)
+    for start, stop in blocks(n, max(1, SCORE_ENTRIES // dim)):
+        block = words[start:stop].astype(np.uint64)
+        keys[start:stop] = np.stack([(block * mixer).sum(axis=1) for mixer in mixers], axis=1)  # wraps modulo 2**64
+    first = first_copies_of_hashes(keys)
+    for start, stop in blocks(n, max(1, SCORE_ENTRIES // dim)):
+        block = vectors[start:stop]
+        same = (block == vectors[first[start:stop]]).all(axis=1) & block.any(axis=1)
+        first[start:stop] = np.where(same, first[start:stop], np.arange(start, stop))
+    return first
+
+
+def _self_similarity(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Each row's similarity with itself (about 1; the score of a copy of the same vector), in blocks."""
+    out = np.empty(len(rows), dtype=np.float32)
+    for start, stop in blocks(len(rows), max(1, SCORE_ENTRIES // vectors.shape[1])):
+        block = vectors[rows[start:stop]]
+        out[start:stop] = paired_similarity(block, block)
+    return out
 
 
 def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) -> Pairs:
@@ -100,5 +159,7 @@ def _search(index: object, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
         counts = np.asarray(found.counts, dtype=np.int64).reshape(-1)
     width = min(k, np.asarray(found.keys).reshape(len(queries), -1).shape[1])
     keys[:, :width] = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)[:, :width]
-    sims[:, :width] = 1.0 - np.asarray(found.distances, dtype=np.float32).reshape(len(queries), -1)[:, :width]
+    with np.errstate(invalid="ignore"):  # the unfilled slots of a short answer hold no distance
+        sims[:, :width] = 1.0 - np.asarray(found.distances, dtype=np.float32).reshape(len(queries), -1)[:, :width]
+    sims[np.arange(k)[None, :] >= counts[:, None]] = -np.inf
     return keys, sims, counts

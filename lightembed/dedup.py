@@ -195,18 +195,8 @@ def deduplicate_vectors(
     mode = search.resolved(len(vectors))
     if mode == "exact":
         match, score = greedy_matches(vectors, threshold, bits=bits, block_size=block_size, progress=progress)
-    else:
-        match, score = greedy_from_pairs(len(vectors), find_pairs(vectors, threshold, mode, search, bits, block_size))
-    result = result_from_matches(match, score, first_copy, threshold, mode=mode, items=items)
-    return replace(result, _vectors=vectors, _bits=bits, _block_size=block_size, _search=search)
-
-
-def find_pairs(
-    vectors: np.ndarray, threshold: float, mode: str, search: SearchOptions, bits: int | None, block_size: int
-) -> Pairs:
-    """Pairs at or above `threshold` found by the partitioned or the ANN search."""
-    if mode == "partitioned":
-        return partitioned_pairs(
+    elif mode == "partitioned":
+        pairs = partitioned_pairs(
             vectors,
             threshold,
             n_clusters=search.clusters,
@@ -215,9 +205,13 @@ def find_pairs(
             bits=bits,
             block_size=block_size,
         )
-    from .ann import ann_pairs
+        match, score = greedy_from_pairs(len(vectors), pairs)
+    else:
+        from .ann import ann_matches
 
-    return ann_pairs(vectors, threshold, neighbours=search.neighbours)
+        match, score = ann_matches(vectors, threshold, neighbours=search.neighbours)
+    result = result_from_matches(match, score, first_copy, threshold, mode=mode, items=items)
+    return replace(result, _vectors=vectors, _bits=bits, _block_size=block_size, _search=search)
 
 
 def result_from_matches(

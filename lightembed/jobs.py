@@ -296,10 +296,9 @@ class Job:
             elif mode == "partitioned":
                 match, score = greedy_from_pairs(len(vectors), self._partitioned_pairs(vectors, threshold, search))
             else:
-                from .ann import ann_pairs
+                from .ann import ann_matches
 
-                pairs = ann_pairs(np.asarray(vectors), threshold, neighbours=search.neighbours)
-                match, score = greedy_from_pairs(len(vectors), pairs)
+                match, score = ann_matches(np.asarray(vectors), threshold, neighbours=search.neighbours)
             save_arrays(matches_file, match=match, score=score)
         saved = read_arrays(matches_file, "match", "score")
         if len(saved["match"]) != len(vectors):

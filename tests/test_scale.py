@@ -738,6 +738,24 @@ def test_ann_mode_finds_every_pair_of_a_dense_group_and_a_lone_last_row(monkeypa
     assert same_result(exact, ann) and len(exact.removed) >= 119
 
 
+def test_ann_mode_searches_identical_vectors_once() -> None:
+    # Texts that differ only in letter case embed identically; an HNSW index asked about one of
+    # 500 copies answers short, and copies went missing (most kept). Group 0 has a near item
+    # before its first copy, so all of its copies are removed as duplicates of that item.
+    pytest.importorskip("usearch")
+    rng = np.random.default_rng(3)
+    bases = unit_rows(rng.standard_normal((20, 16)).astype(np.float32))
+    near = unit_rows(bases[:1] + 0.1 * unit_rows(rng.standard_normal((1, 16)).astype(np.float32)))
+    vectors = np.concatenate([near, np.repeat(bases, 500, axis=0)[rng.permutation(10_000)]])
+    exact = deduplicate_vectors(vectors, 0.95, search=SearchOptions(mode="exact"))
+    ann = deduplicate_vectors(vectors, 0.95, search=SearchOptions(mode="ann"))
+    assert same_result(exact, ann) and len(ann.kept) == 20
+    group_0 = np.flatnonzero((vectors == bases[0]).all(axis=1))
+    assert (ann.duplicate_of[np.searchsorted(ann.removed, group_0)] == 0).all()
+    assert ann.scores.min() > 0.95 and ann.scores.max() <= 1.0
+    assert ann_module.same_vector_rows(np.zeros((3, 4), np.float32)).tolist() == [0, 1, 2]  # zero rows stay apart
+
+
 def test_ann_mode_leaves_zero_rows_out_of_the_index() -> None:
     pytest.importorskip("usearch")
     vectors, _ = clustered_vectors(noise=0.3)
