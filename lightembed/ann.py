@@ -87,8 +87,8 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) ->
 
     Each row asks for its `neighbours` nearest rows; a row whose answer is full and still at the
     threshold at its far end asks again for four times as many, until it is not (or asks for all).
-    Above a threshold of 0 zero rows (texts with no tokens) are left out: they score 0 with every
-    row, and in the index they would sit at the same distance from all of it, misleading its search.
+    Where a score of 0 does not reach the threshold (above 1e-5, see `at_least`) zero rows (texts
+    with no tokens) are left out: they score 0 with every row, and in the index they would sit at the same distance from all of it, misleading its search.
     """
     try:
         from usearch.index import Index
@@ -98,7 +98,7 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) ->
         raise ValueError("the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     rows = np.arange(len(vectors))
-    if threshold > 0:
+    if not at_least(0.0, threshold):
         rows = rows[np.einsum("ij,ij->i", vectors, vectors) > 0]
     n = len(rows)
     if n < 2:

@@ -767,6 +767,15 @@ def test_ann_mode_leaves_zero_rows_out_of_the_index() -> None:
     assert not np.isin(np.arange(2000), exact.removed).any()
 
 
+def test_ann_mode_keeps_zero_rows_where_a_score_of_0_reaches_the_threshold() -> None:
+    pytest.importorskip("usearch")
+    vectors = unit_rows(np.random.default_rng(5).standard_normal((6, 8)).astype(np.float32))
+    vectors[0] = 0  # scores 0 with every row: within the 1e-5 tolerance of a threshold of 1e-6
+    exact = deduplicate_vectors(vectors, 1e-6, search=SearchOptions(mode="exact"))
+    ann = deduplicate_vectors(vectors, 1e-6, search=SearchOptions(mode="ann"))
+    assert same_result(exact, ann) and exact.kept.tolist() == [0]
+
+
 def test_ann_mode_without_usearch_is_one_line_in_the_cli(
     monkeypatch: pytest.MonkeyPatch, corpus_file: Path, tiny_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
