@@ -109,6 +109,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{PROG} {args.command} --help')")
+    suffix = _suffix(getattr(args, "output", None))
+    if suffix in (".npy", ".parquet") and args.command not in ("embed", "transform", "dedup"):
+        raise UsageError(f"{args.command} writes JSON lines or text, not {suffix} (that is for embed's -o)")
     return args
 
 

@@ -299,6 +299,7 @@ def test_error_invalid_utf8_names_the_line(cli, monkeypatch) -> None:
         (("embed", "-", "--bogus"), "unrecognized arguments: --bogus (see 'lightembed embed --help')"),
         (("embed", ""), "the input path is empty"),
         (("similarity", "a", "b", "-o", ""), "the output path is empty"),
+        (("rank", "q", "-", "-o", "hits.npy"), "rank writes JSON lines or text, not .npy"),
     ],
 )
 def test_error_bad_arguments(cli, args: tuple[str, ...], fragment: str) -> None:
