@@ -34,17 +34,10 @@ def ann_matches(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) 
     duplicate of that first row when it is kept, else of the kept row the first row duplicates.
     """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    rows = np.arange(len(vectors))
     first = same_vector_rows(vectors)
-    distinct = np.flatnonzero(first == rows)
-    found, found_score = greedy_from_pairs(
-        len(distinct), ann_pairs(vectors[distinct], threshold, neighbours=neighbours)
-    )
-    match = np.full(len(vectors), -1, dtype=np.int64)
-    score = np.zeros(len(vectors), dtype=np.float32)
-    match[distinct] = np.where(found >= 0, distinct[np.maximum(found, 0)], -1)
-    score[distinct] = found_score
-    copies = np.flatnonzero(first != rows)
+    copies = np.flatnonzero(first != np.arange(len(vectors)))
+    pairs = ann_pairs(vectors, threshold, neighbours=neighbours, leave_out=copies)
+    match, score = greedy_from_pairs(len(vectors), pairs)  # copies have no pairs: decided below
     of = first[copies]
     kept_first = match[of] < 0
     match[copies] = np.where(kept_first, of, match[of])
@@ -82,13 +75,17 @@ def _self_similarity(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) -> Pairs:
+def ann_pairs(
+    vectors: np.ndarray, threshold: float, *, neighbours: int = 32, leave_out: np.ndarray | None = None
+) -> Pairs:
     """Pairs at or above `threshold` among each row's nearest rows in a usearch HNSW index.
 
     Each row asks for its `neighbours` nearest rows; a row whose answer is full and still at the
     threshold at its far end asks again for four times as many, until it is not (or asks for all).
-    Where a score of 0 does not reach the threshold (above 1e-5, see `at_least`) zero rows (texts
-    with no tokens) are left out: they score 0 with every row, and in the index they would sit at the same distance from all of it, misleading its search.
+    The rows in `leave_out` are neither indexed nor searched. Where a score of 0 does not reach the
+    threshold (above 1e-5, see `at_least`) zero rows (texts with no tokens) are left out too: they
+    score 0 with every row, and in the index they would sit at the same distance from all of it,
+    misleading its search.
     """
     try:
         from usearch.index import Index
@@ -97,9 +94,12 @@ def ann_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) ->
     if is_codes(vectors):
         raise ValueError("the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    rows = np.arange(len(vectors))
+    searched = np.ones(len(vectors), dtype=bool)
+    if leave_out is not None:
+        searched[leave_out] = False
     if not at_least(0.0, threshold):
-        rows = rows[np.einsum("ij,ij->i", vectors, vectors) > 0]
+        searched &= np.einsum("ij,ij->i", vectors, vectors) > 0
+    rows = np.flatnonzero(searched)
     n = len(rows)
     if n < 2:
         return Pairs.empty()
