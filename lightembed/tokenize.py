@@ -9,8 +9,10 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 # Characters kept per allowed token before tokenising: a 10 MB string costs no more than a paragraph
-# (a text whose cut part does not fill the token cap is cut again, longer).
+# (a text whose cut part does not fill the token cap is cut again, longer, up to READ_CHARS_PER_TOKEN:
+# a text is read until the token cap or that many characters per allowed token, whichever comes first).
 CHARS_PER_TOKEN = 16
+READ_CHARS_PER_TOKEN = 1024
 
 
 class TokenBatcher:
@@ -28,6 +30,7 @@ class TokenBatcher:
         self.max_length = max_length
         self.add_special_tokens = add_special_tokens
         self.max_chars = max_length * CHARS_PER_TOKEN
+        self.read_chars = max_length * READ_CHARS_PER_TOKEN
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length)
         self._keep: np.ndarray | None = None
@@ -43,8 +46,8 @@ class TokenBatcher:
         # A cut text that did not fill the token cap lost words the cap allows (long runs of
         # spaces or zero-width characters make few tokens): cut those again, longer.
         short = [i for i, text in enumerate(texts) if len(text) > cap and not encodings[i].overflowing]
-        while short:
-            cap *= 4
+        while short and cap < self.read_chars:
+            cap = min(4 * cap, self.read_chars)
             for i, encoding in zip(short, self._encode_cut([texts[i] for i in short], cap)):
                 encodings[i] = encoding
             short = [i for i in short if len(texts[i]) > cap and not encodings[i].overflowing]
