@@ -170,10 +170,13 @@ class LightEmbed:
         parts = self.parts
         if self._binary_table is not None:
             return pack_signs(mean_pool(self._binary_table, flat_ids, lengths))
-        pooled = mean_pool(self._table, flat_ids, lengths, parts.token_rows, parts.token_weights)
-        if self._post_pooling:
-            pooled = np.ascontiguousarray(parts.transform.forward(pooled)[:, : self.dim])
-            pooled[lengths == 0] = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            pooled = mean_pool(self._table, flat_ids, lengths, parts.token_rows, parts.token_weights)
+            if self._post_pooling:
+                pooled = np.ascontiguousarray(parts.transform.forward(pooled)[:, : self.dim])
+                pooled[lengths == 0] = 0.0
+        if not np.isfinite(pooled).all():
+            raise ModelFormatError(f"{self.path}: the model's weights overflow float32 in use (values too large)")
         if self.binary:
             return pack_signs(pooled)
         return unit_rows(pooled) if self.config.normalize else pooled

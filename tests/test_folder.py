@@ -107,6 +107,15 @@ def test_write_read_round_trip_keeps_config_and_float16(tmp_path: Path) -> None:
     assert model.embed(TEXTS).dtype == np.float32
 
 
+def test_weights_that_overflow_float32_in_use_name_the_model(folder: Path) -> None:
+    edit_tensors(folder, embeddings=np.full((V, 16), 3e38, dtype=np.float32))  # finite, but sums overflow
+    model = lightembed.load(folder)
+    with pytest.raises(ModelFormatError, match="overflow float32 in use") as info:
+        model.embed(["cat dog"])
+    assert str(folder) in str(info.value)
+    assert (model.embed([""]) == 0).all()  # no tokens: nothing summed
+
+
 def test_write_read_round_trip_keeps_float32(tmp_path: Path) -> None:
     table = tiny_codebook()
     folder = write_model(tmp_path / "m", ModelConfig(dim=16, vocab_size=V), table, tiny_tokenizer())
