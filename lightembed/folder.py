@@ -58,15 +58,20 @@ def read_model(path: str | Path) -> ModelParts:
     if not path.is_dir():
         raise ModelNotFoundError(f"{path}: no such model folder")
     config_path = path / CONFIG_FILE
+    if config_path.exists() and not config_path.is_file():
+        raise ModelFormatError(f"{config_path}: not a regular file")
     if config_path.is_file():
         raw = _read_json(config_path)
         if isinstance(raw, dict) and ("format" in raw or "format_version" in raw):
             return read_lightembed(path, raw)  # a lightembed config, checked there (a wrong 'format' is an error)
         return read_model2vec(path, raw)
     codebooks = sorted(path.glob("*.safetensors"))
-    if len(codebooks) == 1:
+    if len(codebooks) != 1:
+        raise ModelFormatError(f"{path}: no {CONFIG_FILE} and no single WordLlama codebook (*.safetensors)")
+    try:
         return read_wordllama(codebooks[0])
-    raise ModelFormatError(f"{path}: no {CONFIG_FILE} and no single WordLlama codebook (*.safetensors)")
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{path}: no {CONFIG_FILE}, so read as a WordLlama codebook: {exc}") from None
 
 
 def read_lightembed(path: Path, raw_config: Any) -> ModelParts:

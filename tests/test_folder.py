@@ -116,6 +116,14 @@ def test_weights_that_overflow_float32_in_use_name_the_model(folder: Path) -> No
     assert (model.embed([""]) == 0).all()  # no tokens: nothing summed
 
 
+def test_a_folder_without_a_config_file_says_so(folder: Path) -> None:
+    (folder / "config.json").unlink()
+    with pytest.raises(ModelFormatError, match="no config.json, so read as a WordLlama codebook: .*embedding.weight"):
+        lightembed.load(folder)
+    (folder / "config.json").mkdir()
+    assert_format_error(folder, "config.json", "not a regular file")
+
+
 def test_write_read_round_trip_keeps_float32(tmp_path: Path) -> None:
     table = tiny_codebook()
     folder = write_model(tmp_path / "m", ModelConfig(dim=16, vocab_size=V), table, tiny_tokenizer())
