@@ -79,7 +79,7 @@ class ModelConfig:
                 raise ModelFormatError(f"{where}: missing required key {required!r}")
         adaptor = values.get("adaptor")
         if adaptor is not None:
-            if not isinstance(adaptor, dict) or not isinstance(adaptor.get("layers"), int):
+            if not isinstance(adaptor, dict) or not _is_int(adaptor.get("layers")):
                 raise ModelFormatError(f"{where}: 'adaptor' must be an object with an integer 'layers'")
             values["adaptor"] = AdaptorConfig(layers=adaptor["layers"], activation=adaptor.get("activation", "relu"))
         for key in ("matryoshka_dims", "ignore_token_ids"):

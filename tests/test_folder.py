@@ -240,6 +240,7 @@ def test_wrong_format_version(folder: Path, version: object) -> None:
         ({"matryoshka_dims": [4, 99]}, "matryoshka dim 99"),
         ({"ignore_token_ids": [V]}, "ignore_token_ids"),
         ({"adaptor": {"layers": "two"}}, "adaptor"),
+        ({"adaptor": {"layers": True}}, "an integer 'layers'"),
         ({"adaptor": {"layers": 10**8}}, "adaptor 'layers' must be between 1 and 64"),
         ({"matryoshka_dims": 2}, "'matryoshka_dims' must be a list"),
         ({"ignore_token_ids": None}, "'ignore_token_ids' must be a list"),
