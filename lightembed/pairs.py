@@ -186,9 +186,9 @@ def bounded_pairs(
     """Every pair among `n` rows if they number at most `budget` (default `pair_budget(n)`), else the pairs that count.
 
     `run_pass(number, status, budget)` searches the pairs once more and returns the `sweep`s of its
-    parts, given the status of each row (`number` counts the passes from 0, for work files). Together they may hold at most `budget` pairs (no limit
-    when None); a pass given DECIDE holds none. A pass may leave out the pairs that `wanted_pairs`
-    does not name.
+    parts, given the status of each row (`number` counts the passes from 0, for work files).
+    Together they may hold at most `budget` pairs (no limit when None); a pass given DECIDE holds
+    none. A pass may leave out the pairs that `wanted_pairs` does not name.
     """
     status = np.full(n, UNKNOWN, dtype=np.int8)
     first = run_pass(0, status, pair_budget(n) if budget is None else budget)
