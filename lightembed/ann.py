@@ -6,7 +6,8 @@ exactly with numpy, so every kept pair has the same score as in the exact search
 partitioned search, it searches again when it finds too many pairs (`lightembed.pairs`). The
 index is built on every core, so its neighbours, and rarely the pairs found, can differ from run
 to run. Rows with identical vectors, which an HNSW index cannot tell apart, are searched once
-(`ann_matches`).
+(`ann_matches`), and rows the index graph does not reach (its answer about a row lacks the row
+itself) are compared with every row exactly.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from .dedup import first_copies_of_hashes, greedy_from_pairs
 from .pairs import Pairs, Sweep, bounded_pairs, sweep
-from .scoring import at_least, blocks, is_codes, paired_similarity
+from .scoring import at_least, blocks, is_codes, paired_similarity, similarity_matrix
 
 SEARCH_ENTRIES = 1 << 22  # neighbour slots (rows x k) asked for at once, bounding the answer's memory
 SCORE_ENTRIES = 1 << 22  # vector values gathered at once to re-score pairs
@@ -120,8 +121,10 @@ def _index_pairs(
     """The pairs at or above `threshold` in the answers of an index of `n` rows to `rows`, block by block.
 
     A pair may come twice (in the answers of both its rows). The index answers the same query the
-    same way every time, so every pass finds the same pairs.
+    same way every time, so every pass finds the same pairs. A row the index does not find when
+    asked about itself is compared with every indexed row exactly (`_exact_pairs`).
     """
+    indexed, lost = rows, []
     k = min(neighbours + 1, n)
     while len(rows):
         asking_again = []
@@ -129,14 +132,31 @@ def _index_pairs(
             block = rows[start:stop]
             keys, sims, counts = _search(index, vectors[block], k)
             near = sims >= threshold - SLACK
-            valid = (np.arange(k)[None, :] < counts[:, None]) & (keys != block[:, None]) & near
+            itself = keys == block[:, None]
+            valid = (np.arange(k)[None, :] < counts[:, None]) & ~itself & near
             # A full answer whose farthest row is still near the threshold may have missed rows.
             again = (counts == k) & near[:, -1] if k < n else np.zeros(len(block), dtype=bool)
             valid[again] = False
+            lost.append(block[~again & ~itself.any(axis=1)])
             r, c = np.nonzero(valid)
             yield from _rescored(vectors, block[r], keys[r, c], threshold)
             asking_again.append(block[again])
         rows, k = np.concatenate(asking_again), min(4 * k, n)
+    yield from _exact_pairs(vectors, np.concatenate(lost), indexed, threshold)
+
+
+def _exact_pairs(vectors: np.ndarray, rows: np.ndarray, others: np.ndarray, threshold: float) -> Iterator[Pairs]:
+    """The pairs at or above the threshold of each of `rows` with each of `others` (itself aside), block by block.
+
+    For the rows whose own search did not find themselves: the index graph does not reach them
+    (seen in indexes built on several threads), so their neighbours are not found either.
+    """
+    for start, stop in blocks(len(rows), max(1, SEARCH_ENTRIES // len(others))):
+        block = rows[start:stop]
+        sims = similarity_matrix(vectors[block], vectors[others])
+        r, c = np.nonzero(at_least(sims, threshold) & (others[None, :] != block[:, None]))
+        a, b = block[r], others[c]
+        yield Pairs(np.maximum(a, b), np.minimum(a, b), sims[r, c])
 
 
 def _rescored(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> Iterator[Pairs]:

@@ -767,6 +767,28 @@ def test_ann_mode_leaves_zero_rows_out_of_the_index() -> None:
     assert not np.isin(np.arange(2000), exact.removed).any()
 
 
+def test_ann_mode_compares_a_row_the_index_does_not_reach_with_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An index built on several threads can leave a group of rows out of its graph: no answer
+    # names them, not even the answers about themselves. Here the index never names rows 7, 50, 120.
+    pytest.importorskip("usearch")
+    search = ann_module._search
+
+    def without_the_group(index: object, queries: np.ndarray, k: int):
+        keys, sims, counts = search(index, queries, k)
+        hidden = np.isin(keys, [7, 50, 120])
+        keys[hidden], sims[hidden] = -1, -np.inf
+        return keys, sims, counts
+
+    monkeypatch.setattr(ann_module, "_search", without_the_group)
+    rng = np.random.default_rng(8)
+    vectors = unit_rows(rng.standard_normal((200, 32)).astype(np.float32))
+    vectors[[50, 120]] = unit_rows(vectors[7] + 0.05 * rng.standard_normal((2, 32)).astype(np.float32))
+    exact = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="exact"))
+    ann = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="ann"))
+    assert exact.removed.tolist() == [50, 120] and exact.duplicate_of.tolist() == [7, 7]
+    assert same_result(exact, ann)
+
+
 def test_ann_mode_keeps_zero_rows_where_a_score_of_0_reaches_the_threshold() -> None:
     pytest.importorskip("usearch")
     vectors = unit_rows(np.random.default_rng(5).standard_normal((6, 8)).astype(np.float32))
