@@ -77,17 +77,3 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer of at least 0, got {text!r}")
     return value
-
-
-def check_output(path: str | Path | None, *, folder: bool) -> None:
-    """Fail early, before any training, when `path` cannot be the output folder (or file) asked for."""
-    if path is None:
-        return
-    target = Path(path)
-    if folder and target.exists() and not target.is_dir():
-        raise ValueError(f"{target}: exists and is not a folder; the output is a model folder")
-    if not folder and target.is_dir():
-        raise ValueError(f"{target}: is a folder; the output is a file")
-    parent = next((p for p in target.absolute().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise ValueError(f"{target}: {parent} is a file, so nothing can be written under it")

@@ -7,7 +7,6 @@ taking the parsed arguments and the command line (for provenance) and returning 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
@@ -17,7 +16,8 @@ from pathlib import Path
 from lightembed.cli import sigterm_as_interrupt
 from lightembed.errors import LightEmbedError
 
-from .checks import check_output, non_negative_int
+from .checks import non_negative_int
+from .outputs import check_outputs, write_json
 
 CODEBOOK_DTYPES = ("float16", "float32", "int8")  # lightembed_train.distill.DTYPES, without importing torch
 
@@ -256,8 +256,6 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
     if (args.queries is None) != (args.relevance is None):
         raise ValueError("--queries and --relevance go together")
     _check_early(args, folder=Path(args.corpus).suffix != ".npy")
-    check_output(args.report, folder=False)
-    check_output(args.plot, folder=False)
     relevance = read_relevance(args.relevance) if args.relevance else None
     common = {
         "settings": settings,
@@ -289,7 +287,7 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
             **common,
         )
     if args.report:
-        Path(args.report).write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+        write_json(args.report, result.summary())
     if args.plot:
         plot_scores(result.curves(), args.plot, result.metric)
     print(score_table(result))
@@ -546,10 +544,10 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
 
 
 def _check_early(args: argparse.Namespace, *, folder: bool) -> None:
-    """The output path, the teacher cache folder and the torch device, checked before any data is read."""
+    """The output paths, the teacher cache folder and the torch device, checked before any data is read."""
     from .device import resolve_device
 
-    check_output(args.out, folder=folder)
+    check_outputs(args, folder=folder)
     cache = getattr(args, "cache", None)
     if cache is not None and Path(cache).exists() and not Path(cache).is_dir():
         raise ValueError(f"--cache {cache}: is a file, expected a folder for the teacher's embeddings")

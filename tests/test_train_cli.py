@@ -34,6 +34,25 @@ def test_an_output_file_that_is_a_folder(tmp_path: Path, capsys: pytest.CaptureF
     assert "is a folder; the output is a file" in run(capsys, "adapt", "--corpus", str(vectors), "--out", str(tmp_path))
 
 
+def test_outputs_that_would_destroy_other_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "hf-model"  # a folder of another kind: its files must not be replaced
+    other.mkdir()
+    (other / "config.json").write_text('{"architectures": ["BertModel"]}')
+    for command in (("tune", "--corpus", "c.txt"), ("binary", "--corpus", "c.txt"), ("distill",)):
+        assert "exists and is not a lightembed model folder" in run(capsys, *command, "--out", str(other))
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, np.zeros((4, 8), np.float32))
+    project = ("project", "--embeddings", str(vectors), "--groups", "g.tsv")
+    assert f"--out {vectors}: is the input --embeddings" in run(capsys, *project, "--out", str(vectors))
+    out = str(tmp_path / "t.safetensors")
+    assert f"--report {out}: is also the --out output" in run(capsys, *project, "--out", out, "--report", out)
+    adapt = ("adapt", "--corpus", str(vectors), "--out", out)
+    assert "give a .png" in run(capsys, *adapt, "--plot", str(tmp_path / "scores.txt"))
+    assert sorted(tmp_path.iterdir()) == sorted([other, vectors])  # nothing written, nothing replaced
+    assert (other / "config.json").read_text() == '{"architectures": ["BertModel"]}'
+    assert np.load(vectors).shape == (4, 8)
+
+
 def test_an_unknown_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vectors = tmp_path / "v.npy"
     np.save(vectors, np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32))

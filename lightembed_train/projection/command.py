@@ -11,15 +11,15 @@ Items are texts (with `--model`, which embeds them) or ids of the rows of an emb
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from pathlib import Path
 
 import numpy as np
 
-from ..checks import check_output, non_negative_int, numbered_lines
+from ..checks import non_negative_int, numbered_lines
 from ..device import resolve_device
+from ..outputs import check_outputs, write_json
 from .crosscheck import FOLDS, TOP
 from .data import GroupedVectors, check_fractions, from_groups, from_pairs
 from .fit import FitReport, check_options, fit_projection, three_way_split
@@ -127,9 +127,7 @@ def run_project(args: argparse.Namespace, command: str) -> int:
         raise ValueError("give either --groups FILE or --pairs FILE")
     if args.ids and not args.embeddings:
         raise ValueError("--ids goes with --embeddings")
-    check_output(args.out, folder=bool(args.model))
-    check_output(args.transform, folder=False)
-    check_output(args.report, folder=False)
+    check_outputs(args, folder=bool(args.model))
     resolve_device(args.device)
     split = _fractions(args.split)
     check_fractions(split)
@@ -201,7 +199,7 @@ def _export(report: FitReport, args: argparse.Namespace) -> list[str]:
         path = projection.save(args.transform or args.out)
         written.append(f"transform file: {path}")
     if args.report:
-        Path(args.report).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_json(args.report, report.to_json())
         written.append(f"report: {args.report}")
     return written
 
