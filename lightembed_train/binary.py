@@ -59,6 +59,9 @@ STARTS = ("sign", "itq", "rotation")
 ITQ_ITERATIONS = 50
 
 
+MAX_BITS = 8192  # a [vocab, bits] codebook and its optimiser state: about 4 GB at 30k tokens
+
+
 @dataclass(frozen=True)
 class BinarySettings:
     """How the binary codebook is trained."""
@@ -82,8 +85,8 @@ class BinarySettings:
 
     def check(self) -> None:
         """Raise ValueError for settings that cannot train."""
-        if self.bits < 1:
-            raise ValueError(f"bits must be at least 1, got {self.bits}")
+        if not 1 <= self.bits <= MAX_BITS:
+            raise ValueError(f"bits must be between 1 and {MAX_BITS}, got {self.bits}")
         if not self.prefixes or min(self.prefixes) < 1 or max(self.prefixes) > self.bits:
             raise ValueError(f"prefix sizes {self.prefixes} must lie in [1, bits={self.bits}]")
         require_counts(self, ("epochs", "pair_batch_size"))

@@ -44,7 +44,9 @@ def require_unit_interval(settings: Any, names: Iterable[str]) -> None:
 def numbered_lines(path: str | Path, what: str) -> Iterator[tuple[int, str]]:
     """(line number, line without its line break) of a UTF-8 text file (a byte-order mark is dropped)."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a {what} file")
+    if not path.exists():  # a pipe (such as <(command)) is read like a file
         raise FileNotFoundError(f"{path}: {what} file not found")
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from lightembed.config import ModelConfig
 from lightembed.folder import write_model
 
+from .checks import numbered_lines
 from .teacher import Teacher
 
 logger = logging.getLogger(__name__)
@@ -354,14 +355,13 @@ Word order and context are lost; the vectors score topical and lexical similarit
 
 def _line_batches(path: Path) -> Iterator[list[str]]:
     batch: list[str] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            text = line.strip()
-            if text:
-                batch.append(text)
-                if len(batch) == _COUNT_BATCH:
-                    yield batch
-                    batch = []
+    for _, line in numbered_lines(path, "corpus"):
+        text = line.strip()
+        if text:
+            batch.append(text)
+            if len(batch) == _COUNT_BATCH:
+                yield batch
+                batch = []
     if batch:
         yield batch
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import numbered_lines
 from .teacher import Teacher
 
 logger = logging.getLogger(__name__)
@@ -25,14 +26,11 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "token
 def read_corpus(paths: Sequence[str | Path]) -> list[str]:
     """The distinct non-empty lines of plain-text files (whitespace collapsed), in first-seen order."""
     seen: dict[str, None] = {}
-    for path in map(Path, paths):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: corpus file not found")
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                text = " ".join(line.split())
-                if text:
-                    seen.setdefault(text, None)
+    for path in paths:
+        for _, line in numbered_lines(path, "corpus"):
+            text = " ".join(line.split())
+            if text:
+                seen.setdefault(text, None)
     if not seen:
         raise ValueError(f"the corpus {[str(p) for p in paths]} holds no text")
     return list(seen)

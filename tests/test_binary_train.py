@@ -329,7 +329,8 @@ def test_cli_binary(trained_folder: tuple[Path, Path], tmp_path: Path, capsys: p
     assert "4 nearest" not in (sign / "README.md").read_text(encoding="utf-8")  # 3 neighbours + the text itself
     assert "3 nearest corpus texts" in (sign / "README.md").read_text(encoding="utf-8")
     bad = [
-        (["--bits", "0"], "bits must be at least 1"),
+        (["--bits", "0"], "bits must be between 1 and 8192, got 0"),
+        (["--bits", "1000000000"], "bits must be between 1 and 8192"),
         (["--bits", "16", "--prefixes", "8,32"], "prefix sizes"),
         (["--bits", "16", "--prefixes", "x"], "comma-separated integers"),
         (["--bits", "16", "--lr", "-1"], "learning_rate"),
@@ -341,6 +342,10 @@ def test_cli_binary(trained_folder: tuple[Path, Path], tmp_path: Path, capsys: p
     missing = ["-q", "binary", "--corpus", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "x"), "--no-dev"]
     assert train_cli(missing) == 2
     assert "nope.txt" in capsys.readouterr().err
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    assert train_cli(["-q", "binary", "--corpus", str(latin), "--out", str(tmp_path / "x"), "--no-dev"]) == 2
+    assert f"{latin}:1: not UTF-8 text" in capsys.readouterr().err
 
 
 def test_a_base_with_a_projection_is_refused_by_name(tmp_path: Path) -> None:

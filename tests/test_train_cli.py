@@ -112,7 +112,8 @@ def test_groups_ids_and_pairs_files_with_odd_lines(tmp_path: Path, capsys: pytes
     )
     pairs = tmp_path / "p.tsv"
     pairs.write_text("0\t1\t1\n2\t3\tnan\n")
-    assert "label 'nan' is not a finite number" in run(capsys, *project, "--pairs", str(pairs))
+    assert f"{pairs}:2: label 'nan' is not a finite number" in run(capsys, *project, "--pairs", str(pairs))
+    assert f"{tmp_path}: is a folder, expected a pairs file" in run(capsys, *project, "--pairs", str(tmp_path))
 
 
 def test_constant_embeddings_are_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,8 +27,8 @@ from .fit import FitReport, check_options, fit_projection, three_way_split
 logger = logging.getLogger(__name__)
 
 
-def read_table(path: str | Path, columns: tuple[int, ...], what: str) -> list[list[str]]:
-    """Tab-separated lines with `columns` allowed field counts (blank lines skipped), or a clear error."""
+def read_table(path: str | Path, columns: tuple[int, ...], what: str) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of tab-separated lines with `columns` allowed field counts (blank lines skipped)."""
     rows = []
     for number, line in numbered_lines(path, what):
         if not line.strip():
@@ -37,7 +37,7 @@ def read_table(path: str | Path, columns: tuple[int, ...], what: str) -> list[li
         if len(fields) not in columns:
             wanted = " or ".join(str(c) for c in columns)
             raise ValueError(f"{path}:{number}: expected {wanted} tab-separated fields, got {len(fields)}")
-        rows.append(fields)
+        rows.append((number, fields))
     if not rows:
         raise ValueError(f"{path}: no {what} in the file")
     return rows
@@ -46,23 +46,23 @@ def read_table(path: str | Path, columns: tuple[int, ...], what: str) -> list[li
 def read_groups(path: str | Path) -> dict[str, str]:
     """`ITEM<TAB>GROUP` lines as {item: group}; an item listed twice with two groups is an error."""
     groups: dict[str, str] = {}
-    for item, group in read_table(path, (2,), "groups"):
+    for number, (item, group) in read_table(path, (2,), "groups"):
         if groups.setdefault(item, group) != group:
-            raise ValueError(f"{path}: item {item!r} is in two groups ({groups[item]!r} and {group!r})")
+            raise ValueError(f"{path}:{number}: item {item!r} is in two groups ({groups[item]!r} and {group!r})")
     return groups
 
 
 def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     """`ITEM<TAB>ITEM[<TAB>LABEL]` lines as positive pairs (label-0 lines and self-pairs skipped)."""
     pairs, same = [], 0
-    for fields in read_table(path, (2, 3), "pairs"):
+    for number, fields in read_table(path, (2, 3), "pairs"):
         if len(fields) == 3:
             try:
                 label = float(fields[2])
             except ValueError:
                 label = math.nan
             if not math.isfinite(label):
-                raise ValueError(f"{path}: label {fields[2]!r} is not a finite number")
+                raise ValueError(f"{path}:{number}: label {fields[2]!r} is not a finite number")
             if label <= 0:
                 continue
         if fields[0] == fields[1]:
