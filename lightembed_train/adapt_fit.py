@@ -39,7 +39,7 @@ from .adapt import (
     relevance_lists,
     train_adaptor,
 )
-from .checks import numbered_lines
+from .checks import numbered_lines, read_npy
 from .distill import versions
 
 logger = logging.getLogger(__name__)
@@ -375,14 +375,7 @@ def plot_scores(result_rows: dict[str, dict[int, float]], path: str | Path, ylab
 # --------------------------------------------------------------------------- files
 def load_vectors(path: str | Path) -> np.ndarray:
     """A float matrix [n, dim] from a `.npy` file (never unpickled)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: vectors file not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
-    return check_vectors(array, str(path))
+    return check_vectors(read_npy(path, "vectors"), str(path))
 
 
 def read_relevance(path: str | Path) -> np.ndarray:

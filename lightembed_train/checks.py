@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def require_counts(settings: Any, names: Iterable[str], minimum: int = 1) -> None:
     """Each named setting is an integer of at least `minimum`."""
@@ -79,3 +81,19 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer of at least 0, got {text!r}")
     return value
+
+
+def read_npy(path: str | Path, what: str, *, mmap: bool = False) -> np.ndarray:
+    """The array of a `.npy` file (memory-mapped if asked; never unpickled), or an error naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a {what} .npy file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    with path.open("rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{path}: not a .npy file (the {what} must be a numpy array saved with np.save)")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable .npy array ({exc})") from None

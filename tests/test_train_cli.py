@@ -114,6 +114,21 @@ def test_groups_ids_and_pairs_files_with_odd_lines(tmp_path: Path, capsys: pytes
     pairs.write_text("0\t1\t1\n2\t3\tnan\n")
     assert f"{pairs}:2: label 'nan' is not a finite number" in run(capsys, *project, "--pairs", str(pairs))
     assert f"{tmp_path}: is a folder, expected a pairs file" in run(capsys, *project, "--pairs", str(tmp_path))
+    text = (
+        "-q",
+        "project",
+        "--embeddings",
+        str(ids),
+        "--groups",
+        str(groups),
+        "--out",
+        str(tmp_path / "o.safetensors"),
+    )
+    assert f"{ids}: not a .npy file" in run(capsys, *text)
+    relevance = tmp_path / "qrels.tsv"
+    relevance.write_text("0\t1\n")
+    adapt = ("adapt", "--corpus", str(tmp_path / "v.npy"), "--queries", str(ids), "--relevance", str(relevance))
+    assert f"{ids}: not a .npy file" in run(capsys, *adapt, "--out", str(tmp_path / "a.safetensors"))
 
 
 def test_constant_embeddings_are_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

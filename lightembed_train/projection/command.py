@@ -15,9 +15,7 @@ import logging
 import math
 from pathlib import Path
 
-import numpy as np
-
-from ..checks import non_negative_int, numbered_lines
+from ..checks import non_negative_int, numbered_lines, read_npy
 from ..device import resolve_device
 from ..outputs import check_outputs, write_json
 from .crosscheck import FOLDS, TOP
@@ -76,15 +74,6 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def _read_npy(path: str) -> np.ndarray:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: embeddings file not found")
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
-
-
 def _read_ids(path: str) -> list[str]:
     """One id per line; blank lines at the end are ignored, a blank line before them is an error."""
     ids = [line for _, line in numbered_lines(path, "ids")]
@@ -101,7 +90,7 @@ def load_items(args: argparse.Namespace) -> tuple[GroupedVectors, str]:
     groups = read_groups(args.groups) if args.groups else None
     pairs = read_pairs(args.pairs) if args.pairs else None
     if args.embeddings:
-        vectors = _read_npy(args.embeddings)
+        vectors = read_npy(args.embeddings, "embeddings", mmap=True)
         ids = _read_ids(args.ids) if args.ids else [str(row) for row in range(len(vectors))]
         what = "ids"
     else:
