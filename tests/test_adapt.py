@@ -292,6 +292,7 @@ def test_model_with_a_projection_keeps_it_under_the_rotation(tmp_path: Path) -> 
         (np.zeros((0, 8), np.float32), AdaptSettings(dims=(4,)), "non-empty"),
         (np.full((20, 8), np.nan, np.float32), AdaptSettings(dims=(4,)), "NaN"),
         (np.zeros((20, 8), np.float32), AdaptSettings(dims=(4,)), "every vector is zero"),
+        (np.ones((20, 8), np.float32), AdaptSettings(dims=(4,)), "all 20 rows are the same vector"),
         (np.ones((20, 8), np.float32), AdaptSettings(dims=(4,), learning_rate=0), "learning_rate"),
     ],
 )

@@ -366,6 +366,9 @@ def test_bad_inputs_give_clear_errors() -> None:
     nan[2, 1] = np.nan
     with pytest.raises(ValueError, match=r"NaN or infinite values in 1 rows, e.g. rows \[2\]"):
         from_groups(nan, list("abcd"), groups)
+    for scale in (1e20, 1e-30):  # float32 squares overflow or underflow: wrong scores, so refused
+        with pytest.raises(ValueError, match="the largest value of the embeddings is .*changes no cosine"):
+            from_groups(vectors * scale, list("abcd"), groups)
     with pytest.raises(ValueError, match="appears twice"):
         from_groups(vectors, list("abca"), groups)
     with pytest.raises(ValueError, match="every pair joins an id with itself"):

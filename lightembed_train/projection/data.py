@@ -82,6 +82,9 @@ class GroupedVectors:
         )
 
 
+VALUE_RANGE = (1e-15, 1e15)  # the largest absolute value of the embeddings: squares stay within float32
+
+
 def as_float_matrix(embeddings: object, name: str = "embeddings") -> np.ndarray:
     """Embeddings (numpy, torch or nested lists) as a finite float32 [n, d] array, or a clear error."""
     if hasattr(embeddings, "detach"):  # a torch tensor, without importing torch here
@@ -98,6 +101,12 @@ def as_float_matrix(embeddings: object, name: str = "embeddings") -> np.ndarray:
         raise ValueError(f"{name} hold NaN or infinite values in {len(rows)} rows, e.g. rows {rows[:_SHOWN].tolist()}")
     if not (array != array[0]).any():
         raise ValueError(f"all {len(array)} rows of the {name} are the same vector: there is nothing to fit")
+    largest = float(np.abs(array).max())
+    if not VALUE_RANGE[0] <= largest <= VALUE_RANGE[1]:
+        raise ValueError(
+            f"the largest value of the {name} is {largest:.3g}: scale them into [{VALUE_RANGE[0]:g}, {VALUE_RANGE[1]:g}] "
+            "(dividing by the largest value changes no cosine); float32 scores overflow or underflow out there"
+        )
     return array
 
 
