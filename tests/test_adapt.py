@@ -288,12 +288,12 @@ def test_model_with_a_projection_keeps_it_under_the_rotation(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("corpus", "settings", "message"),
     [
-        (np.ones((20, 8), np.float32), AdaptSettings(dims=(4, 9)), "between 1 and the embedding width 8"),
+        (np.eye(20, 8, dtype=np.float32), AdaptSettings(dims=(4, 9)), "between 1 and the embedding width 8"),
         (np.zeros((0, 8), np.float32), AdaptSettings(dims=(4,)), "non-empty"),
         (np.full((20, 8), np.nan, np.float32), AdaptSettings(dims=(4,)), "NaN"),
         (np.zeros((20, 8), np.float32), AdaptSettings(dims=(4,)), "every vector is zero"),
         (np.ones((20, 8), np.float32), AdaptSettings(dims=(4,)), "all 20 rows are the same vector"),
-        (np.ones((20, 8), np.float32), AdaptSettings(dims=(4,), learning_rate=0), "learning_rate"),
+        (np.eye(20, 8, dtype=np.float32), AdaptSettings(dims=(4,), learning_rate=0), "learning_rate"),
     ],
 )
 def test_bad_inputs_give_clear_errors(corpus: np.ndarray, settings: AdaptSettings, message: str) -> None:
