@@ -334,7 +334,8 @@ def train_binary_codebook(
     def evaluate(epoch: int, loss: float | None) -> dict[str, float | None]:
         scores = dev_scores(baked(), dev, settings.prefixes)
         row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0, **scores}
-        logger.info("epoch %d: loss %s, dev mean Spearman %.2f", epoch, loss, row["dev"])
+        summary = f"dev mean Spearman {row['dev']:.2f}" if scores else "no dev sets"
+        logger.info("epoch %d: loss %s, %s", epoch, loss, summary)
         return row
 
     history = [evaluate(0, None)]

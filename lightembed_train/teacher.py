@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from .device import resolve_device
 
@@ -112,7 +113,7 @@ class Teacher:
         self.device = resolve_device(device)
         logger.info("loading teacher %s from %s on %s", self.name, folder, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True)
+        self.model = _quietly_loaded(self.model_dir)
         self.model.to(self.device).eval()
 
     @property
@@ -249,3 +250,14 @@ def _card_license(path: Path) -> str | None:
         if key.strip() == "license" and value.strip():
             return value.strip()
     return None
+
+
+def _quietly_loaded(model_dir: Path) -> AutoModel:
+    """The transformer, without the progress bar transformers draws while it copies the weights in."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
