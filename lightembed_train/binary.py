@@ -57,8 +57,6 @@ logger = logging.getLogger(__name__)
 TARGETS = ("float", "teacher")
 STARTS = ("sign", "itq", "rotation")
 ITQ_ITERATIONS = 50
-
-
 MAX_BITS = 8192  # a [vocab, bits] codebook and its optimiser state: about 4 GB at 30k tokens
 
 

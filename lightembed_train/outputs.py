@@ -48,6 +48,7 @@ def write_json(path: str | Path, value: Any) -> None:
 
 
 def _check_path(target: Path, *, folder: bool) -> None:
+    """A folder output must not be a file, a file output not a folder, and no file may stand where a folder must."""
     if folder and target.exists() and not target.is_dir():
         raise ValueError(f"{target}: exists and is not a folder; the output is a model folder")
     if not folder and target.is_dir():
