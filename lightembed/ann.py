@@ -31,9 +31,12 @@ def ann_matches(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) 
 
     An HNSW index cannot tell identical vectors apart: asked about one of many copies it answers
     short, and copies go missing (texts that differ only in letter case embed identically). So
-    rows with the same non-zero vector are searched once, as the first of them: a later one is a
-    duplicate of that first row when it is kept, else of the kept row the first row duplicates.
+    rows with the same non-zero vector are searched once, as the first of them, and a later copy
+    follows it: a duplicate of the first row when that is kept, else of the most similar kept row
+    before the copy among the first row's neighbours.
     """
+    if is_codes(np.asarray(vectors)):
+        raise ValueError("the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     first = same_vector_rows(vectors)
     copies = np.flatnonzero(first != np.arange(len(vectors)))
@@ -41,9 +44,41 @@ def ann_matches(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) 
     match, score = greedy_from_pairs(len(vectors), pairs)  # copies have no pairs: decided below
     of = first[copies]
     kept_first = match[of] < 0
-    match[copies] = np.where(kept_first, of, match[of])
-    score[copies] = np.where(kept_first, _self_similarity(vectors, copies), score[of])
+    copy_match, copy_score = _later_kept_neighbours(pairs, match, copies, of, score[of])
+    match[copies] = np.where(kept_first, of, np.where(copy_match >= 0, copy_match, match[of]))
+    score[copies] = np.where(kept_first, _self_similarity(vectors, copies), np.maximum(copy_score, score[of]))
     return match, score
+
+
+def _later_kept_neighbours(
+    pairs: Pairs, match: np.ndarray, copies: np.ndarray, of: np.ndarray, to_beat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each copy, the kept row between its first row and itself most similar to the first row, where more
+    similar than `to_beat` (the first row's own match), else -1; and that similarity.
+
+    Such a row is an earlier kept row of the copy, at the first row's similarity.
+    """
+    found = np.full(len(copies), -1, dtype=np.int64)
+    best = np.full(len(copies), -np.inf, dtype=np.float32)
+    after = pairs.where((match[pairs.later] < 0) & (match[pairs.earlier] >= 0))  # kept rows after a removed row
+    if not len(after.later) or not len(copies):
+        return found, best
+    stride = np.int64(len(match) + 1)
+    key = after.earlier * stride + after.later
+    order = np.argsort(key)
+    key, later, sims = key[order], after.later[order], after.score[order]
+    start = np.searchsorted(key, of * stride)
+    stop = np.searchsorted(key, of * stride + copies)  # neighbours of the first row before the copy
+    counts = stop - start
+    owner = np.repeat(np.arange(len(copies)), counts)
+    position = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
+    ranked = np.lexsort((later[position], -sims[position], owner))  # per copy: most similar, then lowest row
+    winners = ranked[np.flatnonzero(np.diff(owner[ranked], prepend=-1))]
+    rows, value = owner[winners], sims[position[winners]]
+    better = value > to_beat[rows]
+    found[rows[better]] = later[position[winners]][better]
+    best[rows[better]] = value[better]
+    return found, best
 
 
 def same_vector_rows(vectors: np.ndarray) -> np.ndarray:

@@ -789,6 +789,28 @@ def test_ann_mode_compares_a_row_the_index_does_not_reach_with_every_row(monkeyp
     assert same_result(exact, ann)
 
 
+def test_ann_mode_names_the_most_similar_kept_row_for_a_copy_of_a_removed_row() -> None:
+    # Rows m, f, r, f: f is removed by m (0.91), r is kept (0.86 to m); the copy of f has two
+    # earlier kept rows, m at 0.91 and r at 0.95, and is a duplicate of r.
+    pytest.importorskip("usearch")
+    f, m, r = np.zeros((3, 8), np.float32)
+    f[0] = 1.0
+    m[:2] = 0.91, np.sqrt(1 - 0.91**2)
+    y = (0.86 - 0.91 * 0.95) / np.sqrt(1 - 0.91**2)
+    r[:3] = 0.95, y, np.sqrt(1 - 0.95**2 - y**2)
+    vectors = np.stack([m, f, r, f])
+    exact = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="exact"))
+    ann = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="ann"))
+    assert exact.duplicate_of.tolist() == [0, 2] and same_result(exact, ann)
+    np.testing.assert_allclose(ann.scores, [0.91, 0.95], atol=1e-6)
+
+
+def test_ann_mode_refuses_binary_codes() -> None:
+    codes = np.packbits(np.random.default_rng(0).random((20, 64)) > 0.5, axis=1)
+    with pytest.raises(ValueError, match="'ann' dedup mode takes float vectors"):
+        deduplicate_vectors(codes, 0.9, bits=64, search=SearchOptions(mode="ann"))
+
+
 def test_ann_mode_keeps_zero_rows_where_a_score_of_0_reaches_the_threshold() -> None:
     pytest.importorskip("usearch")
     vectors = unit_rows(np.random.default_rng(5).standard_normal((6, 8)).astype(np.float32))
