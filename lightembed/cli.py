@@ -50,6 +50,7 @@ from .partition import DEFAULT_PROBES
 from .transform import Transform, load_transform
 
 PROG = "lightembed"
+BINARY_OUTPUTS = {"embed": (".npy", ".parquet"), "transform": (".npy",), "dedup": (".parquet",)}  # -o suffixes
 EXIT_ERROR = 2
 EXIT_BROKEN_PIPE = 1
 EXIT_INTERRUPTED = 130
@@ -105,13 +106,14 @@ def main(argv: list[str] | None = None) -> int:
 
 # --------------------------------------------------------------------- the parser
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    """The parsed command line; arguments no option of the command takes point at the command's own help."""
+    """The parsed command line; arguments no option of the command takes, and an `-o` suffix naming a file format
+    the command does not write, point at the command's own help."""
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{PROG} {args.command} --help')")
     suffix = _suffix(getattr(args, "output", None))
-    if suffix in (".npy", ".parquet") and args.command not in ("embed", "transform", "dedup"):
-        raise UsageError(f"{args.command} writes JSON lines or text, not {suffix} (that is for embed's -o)")
+    if suffix in (".npy", ".parquet") and suffix not in BINARY_OUTPUTS.get(args.command, ()):
+        raise UsageError(f"{args.command} does not write {suffix} files (see '{PROG} {args.command} --help')")
     return args
 
 
@@ -398,8 +400,10 @@ def run_embed(args: argparse.Namespace) -> None:
     if args.work_dir is not None:
         if jobs.needs_spool(spec):
             raise UsageError("--work-dir needs an input file: stdin or a pipe cannot be read again to resume")
-        if args.output not in (None, textio.STD_STREAM):
-            textio.check_output_path(args.output)  # before the long run
+        if _suffix(args.output) == ".parquet":
+            textio.check_file_output(args.output)  # before the long run
+        elif args.output not in (None, textio.STD_STREAM):
+            textio.check_output_path(args.output)
         with jobs.work_folder(args.work_dir) as folder:
             job = jobs.Job(folder, spec, model, chunk_rows=args.chunk_size, progress=_progress(args))
             count = job.embed()
@@ -557,13 +561,15 @@ def run_transform(args: argparse.Namespace) -> None:
 
 
 def _transformed(transform: Transform, vectors: np.ndarray, dim: int, name: str) -> Iterator[np.ndarray]:
-    """The vectors through the transform, block by block; a bad block's error names the file and its rows."""
+    """The vectors through the transform, block by block; an error names the file (and the first row that is not finite)."""
     for start in range(0, len(vectors), TRANSFORM_BLOCK):
         block = vectors[start : start + TRANSFORM_BLOCK]
         try:
             yield transform.apply(block, dim=dim)
         except ValueError as exc:
-            raise ValueError(f"{name}, rows {start} to {start + len(block) - 1}: {exc}") from None
+            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+            where = f"{name}, row {start + bad[0]}" if len(bad) else name
+            raise ValueError(f"{where}: {exc}") from None
 
 
 def _counted(blocks: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:

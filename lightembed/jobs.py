@@ -455,11 +455,13 @@ def check_kept_outputs(spec: textio.InputSpec, output: str | None, report: str |
             raise textio.FileError(f"{report}: the report would replace the input")
     for path in files:
         textio.check_output_path(path)
+    if fmt == "parquet":
+        textio.check_file_output(output)
 
 
 def _destination(path: str | None) -> str:
     """Where an output goes: "stdout" or "stderr" (under any name, /dev/stdout say), else its real path."""
-    stream = sys.stdout if path in (None, textio.STD_STREAM) else textio.standard_stream(path)
+    stream = textio.output_stream(path)
     if stream is None:
         return os.path.realpath(path)
     return "stderr" if stream is sys.stderr else "stdout"

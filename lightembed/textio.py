@@ -303,6 +303,20 @@ def standard_stream(path: str | os.PathLike[str]) -> IO[str] | None:
     return None
 
 
+def output_stream(path: str | None) -> IO[str] | None:
+    """The stream an output goes to: stdout for None or '-', the stream `path` names (`standard_stream`), else None."""
+    return sys.stdout if path in (None, STD_STREAM) else standard_stream(path)
+
+
+def check_file_output(path: str | os.PathLike[str]) -> None:
+    """`check_output_path`, and not where stdout or stderr goes: for outputs written to a file of their own (Parquet)."""
+    if standard_stream(path) is not None:
+        raise FileError(
+            f"{path}: is where this command's stdout or stderr goes; write this output to a file of its own"
+        )
+    check_output_path(path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside `path` that replaces it when the block succeeds and is removed when it fails.
@@ -311,14 +325,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     written in place. The file stdout or stderr writes to is refused: replacing it would lose
     what the stream writes (`open_output` and `write_npy` write such a path through the stream).
     """
-    if standard_stream(path) is not None:
-        raise FileError(
-            f"{path}: is where this command's stdout or stderr goes; write this output to a file of its own"
-        )
+    check_file_output(path)
     if _is_special(path):
         yield Path(path)
         return
-    check_output_path(path)
     target = Path(os.path.realpath(path))
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
@@ -357,7 +367,7 @@ def _is_special(path: str | os.PathLike[str]) -> bool:
 def open_output(path: str | None) -> Iterator[IO[str]]:
     """A text stream to write: stdout for None or '-' (or the stream `path` names, see `standard_stream`), else a
     UTF-8 file written atomically."""
-    stream = sys.stdout if path in (None, STD_STREAM) else standard_stream(path)
+    stream = output_stream(path)
     if stream is not None:
         yield stream
         return

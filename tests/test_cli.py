@@ -299,7 +299,8 @@ def test_error_invalid_utf8_names_the_line(cli, monkeypatch) -> None:
         (("embed", "-", "--bogus"), "unrecognized arguments: --bogus (see 'lightembed embed --help')"),
         (("embed", ""), "the input path is empty"),
         (("similarity", "a", "b", "-o", ""), "the output path is empty"),
-        (("rank", "q", "-", "-o", "hits.npy"), "rank writes JSON lines or text, not .npy"),
+        (("rank", "q", "-", "-o", "hits.npy"), "rank does not write .npy files (see 'lightembed rank --help')"),
+        (("dedup", "-", "-o", "kept.npy"), "dedup does not write .npy files"),
     ],
 )
 def test_error_bad_arguments(cli, args: tuple[str, ...], fragment: str) -> None:
@@ -501,6 +502,19 @@ def test_module_writes_a_path_naming_its_stdout_through_the_stream(
         )
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "saved.npy"), lightembed.load(tiny_dir).embed(LINES))
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = tmp_path / "rows.parquet"  # Parquet needs a file of its own: refused before the run
+    pq.write_table(pa.table({"text": LINES}), rows)
+    report = tmp_path / "report.jsonl"
+    with (tmp_path / "out.bin").open("wb") as stdout:
+        command = ["dedup", str(rows), "-o", "/dev/stdout", "--report", str(report)]
+        done = subprocess.run(
+            [sys.executable, "-m", "lightembed", *command, *model], check=False, stdout=stdout, stderr=subprocess.PIPE
+        )
+    assert done.returncode == 2 and b"write this output to a file of its own" in done.stderr
+    assert not report.exists()
 
 
 def test_module_closed_pipe_is_quiet(tiny_dir: Path, tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def test_transform_command_checks_dim_and_output_before_writing(tmp_path: Path, 
     vectors[3, 2] = np.nan
     np.save(tmp_path / "x.npy", vectors)
     assert main([*base, "-o", str(tmp_path / "z.npy")]) == 2
-    assert f"{tmp_path / 'x.npy'}, rows 0 to 4: vectors contain NaN" in capsys.readouterr().err
+    assert f"{tmp_path / 'x.npy'}, row 3: vectors contain NaN" in capsys.readouterr().err
     assert main(["transform", str(tmp_path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "z.npy")]) == 2
     assert f"{tmp_path}: is a folder, expected a safetensors file" in capsys.readouterr().err
     assert not (tmp_path / "z.npy").exists()
