@@ -378,6 +378,9 @@ class Job:
         return bounded_pairs(run_pass, n)
 
 
+SWEEP_ARRAYS = ("held", "later", "earlier", "score", "alive", "removed", "removed_by", "removal_score")
+
+
 def save_sweep(path: Path, found: Sweep) -> None:
     """One search step's `Sweep` as a .npz work file."""
     pairs = Pairs.empty() if found.pairs is None else found.pairs
@@ -396,7 +399,13 @@ def save_sweep(path: Path, found: Sweep) -> None:
 
 def read_sweep(path: Path) -> Sweep:
     """A `Sweep` saved by `save_sweep`."""
-    saved = read_arrays(path, "held", "later", "earlier", "score", "alive", "removed", "removed_by", "removal_score")
+    try:
+        saved = read_arrays(path, *SWEEP_ARRAYS)
+    except JobError:
+        read_arrays(path, *SWEEP_ARRAYS[:-2])  # a damaged file is named as such; else it predates the removal pairs
+        raise JobError(
+            f"{path}: a search pass of an older lightembed; delete {path.parent.parent} to search again"
+        ) from None
     pairs = Pairs(saved["later"], saved["earlier"], saved["score"]) if saved["held"] else None
     return Sweep(pairs, saved["alive"], Pairs(saved["removed"], saved["removed_by"], saved["removal_score"]))
 

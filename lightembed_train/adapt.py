@@ -314,8 +314,6 @@ def check_vectors(vectors: np.ndarray, name: str, width: int | None = None) -> n
         raise ValueError(f"{name}: contains NaN or infinite values")
     if not (np.abs(array).sum(axis=1) > 0).any():
         raise ValueError(f"{name}: every vector is zero")
-    if len(array) > 1 and not (array != array[0]).any():
-        raise ValueError(f"{name}: all {len(array)} rows are the same vector: there is nothing to fit")
     return array
 
 

@@ -136,6 +136,8 @@ def fit_adaptor(
     started = time.perf_counter()
     settings = settings or AdaptSettings()
     corpus = check_vectors(corpus, "corpus")
+    if not (corpus != corpus[0]).any():
+        raise ValueError(f"corpus: all {len(corpus)} rows are the same vector: there is nothing to fit")
     width = corpus.shape[1]
     settings.prefix_sizes(width)
     unsupervised = [corpus]

@@ -46,10 +46,7 @@ def require_unit_interval(settings: Any, names: Iterable[str]) -> None:
 def numbered_lines(path: str | Path, what: str) -> Iterator[tuple[int, str]]:
     """(line number, line without its line break) of a UTF-8 text file (a byte-order mark is dropped)."""
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder, expected a {what} file")
-    if not path.exists():  # a pipe (such as <(command)) is read like a file
-        raise FileNotFoundError(f"{path}: {what} file not found")
+    _check_regular_file(path, what)
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
             try:
@@ -86,10 +83,7 @@ def non_negative_int(text: str) -> int:
 def read_npy(path: str | Path, what: str, *, mmap: bool = False) -> np.ndarray:
     """The array of a `.npy` file (memory-mapped if asked; never unpickled), or an error naming the file."""
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder, expected a {what} .npy file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} file not found")
+    _check_regular_file(path, what)
     with path.open("rb") as handle:
         if handle.read(6) != b"\x93NUMPY":
             raise ValueError(f"{path}: not a .npy file (the {what} must be a numpy array saved with np.save)")
@@ -97,3 +91,13 @@ def read_npy(path: str | Path, what: str, *, mmap: bool = False) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+
+
+def _check_regular_file(path: Path, what: str) -> None:
+    """A missing path, a folder or a pipe named as such: inputs are files (some are read twice, for the model card)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a {what} file")
+    if not path.is_file():
+        raise ValueError(f"{path}: not a regular file (a pipe, say); give the {what} as a file, it may be read twice")

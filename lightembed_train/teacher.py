@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from .device import resolve_device
@@ -252,7 +252,7 @@ def _card_license(path: Path) -> str | None:
     return None
 
 
-def _quietly_loaded(model_dir: Path) -> AutoModel:
+def _quietly_loaded(model_dir: Path) -> PreTrainedModel:
     """The transformer, without the progress bar transformers draws while it copies the weights in."""
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()

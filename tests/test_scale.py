@@ -663,6 +663,15 @@ def test_a_work_folder_with_other_files_is_refused_and_left_alone(
     assert sorted(p.name for p in folder.iterdir()) == ["pairs", "vectors.npy"]
 
 
+def test_a_search_pass_of_an_older_version_says_what_to_delete(tmp_path: Path) -> None:
+    path = tmp_path / "pairs" / "pass-1" / "group-000000.npz"
+    path.parent.mkdir(parents=True)
+    empty = np.zeros(0, np.int64)
+    np.savez(path, held=np.array(False), later=empty, earlier=empty, score=empty, alive=empty, removed=empty)
+    with pytest.raises(jobs.JobError, match=f"older lightembed; delete {tmp_path / 'pairs'} to search again"):
+        jobs.read_sweep(path)
+
+
 @pytest.mark.parametrize(
     ("name", "content"), [("job.json", "[1, 2]"), ("chunks/count.json", "{}"), ("chunks/count.json", "garbage")]
 )
