@@ -50,7 +50,7 @@ from .device import resolve_device
 from .distill import DTYPES, describe_corpus, storage_note, stored_codebook, versions
 from .targets import corpus_sample, teacher_embeddings
 from .teacher import Teacher
-from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, pooled, tokenize
+from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, epoch_row, pooled, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -330,11 +330,7 @@ def train_binary_codebook(
             return (weight @ rotation).cpu().numpy()
 
     def evaluate(epoch: int, loss: float | None) -> dict[str, float | None]:
-        scores = dev_scores(baked(), dev, settings.prefixes)
-        row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0, **scores}
-        summary = f"dev mean Spearman {row['dev']:.2f}" if scores else "no dev sets"
-        logger.info("epoch %d: loss %s, %s", epoch, loss, summary)
-        return row
+        return epoch_row(epoch, loss, dev_scores(baked(), dev, settings.prefixes))
 
     history = [evaluate(0, None)]
     best_table, best_epoch = baked(), 0

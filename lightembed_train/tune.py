@@ -203,6 +203,14 @@ class DevPairs:
         return 100.0 * float(spearmanr(np.einsum("ij,ij->i", left, right), self.gold).statistic)
 
 
+def epoch_row(epoch: int, loss: float | None, scores: dict[str, float]) -> dict[str, float | None]:
+    """One epoch's row of the training history (its dev mean 0 without dev sets), logged."""
+    row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0, **scores}
+    summary = f"dev mean Spearman {row['dev']:.2f}" if scores else "no dev sets"
+    logger.info("epoch %d: loss %s, %s", epoch, loss, summary)
+    return row
+
+
 def dev_scores(table: np.ndarray | torch.Tensor, dev: Sequence[DevPairs], dims: Sequence[int]) -> dict[str, float]:
     """Spearman of every dev set at every prefix size, keyed `name@dim`."""
     return {f"{d.name}@{m}": d.spearman(table, m) for d in dev for m in dims}
@@ -251,11 +259,7 @@ def tune_codebook(
     pair_batches = pairs.batches(settings.pair_batch_size, generator) if contrastive else None
 
     def evaluate(epoch: int, loss: float | None) -> dict[str, float | None]:
-        scores = dev_scores(weight.detach(), dev, settings.dims)
-        row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0, **scores}
-        summary = f"dev mean Spearman {row['dev']:.2f}" if scores else "no dev sets"
-        logger.info("epoch %d: loss %s, %s", epoch, loss, summary)
-        return row
+        return epoch_row(epoch, loss, dev_scores(weight.detach(), dev, settings.dims))
 
     history = [evaluate(0, None)]
     best_table, best_epoch = weight.detach().numpy().copy(), 0
