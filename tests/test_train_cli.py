@@ -115,6 +115,8 @@ def test_groups_ids_and_pairs_files_with_odd_lines(tmp_path: Path, capsys: pytes
     pairs.write_text("0\t1\t1\n2\t3\tnan\n")
     assert f"{pairs}:2: label 'nan' is not a finite number" in run(capsys, *project, "--pairs", str(pairs))
     assert f"{tmp_path}: is a folder, expected a pairs file" in run(capsys, *project, "--pairs", str(tmp_path))
+    no_model = ("-q", "project", "--model", str(tmp_path / "no-model"), "--pairs", str(tmp_path / "no.tsv"))
+    assert f"{tmp_path / 'no-model'}: no such file or folder" in run(capsys, *no_model, "--out", str(tmp_path / "m"))
     fifo = tmp_path / "pairs.fifo"  # as <(command) gives: read before it could be read again for the card
     os.mkfifo(fifo)
     assert f"{fifo}: not a regular file" in run(capsys, *project, "--pairs", str(fifo))

@@ -87,20 +87,21 @@ def _read_ids(path: str) -> list[str]:
 
 def load_items(args: argparse.Namespace) -> tuple[GroupedVectors, str]:
     """The labelled vectors the arguments describe, and a word for what the items are."""
+    import lightembed
+
+    # The vectors or the model first, so that a bad one is named before the labels are read.
+    vectors = read_npy(args.embeddings, "embeddings", mmap=True) if args.embeddings else None
+    model = lightembed.load(args.model) if vectors is None else None
     groups = read_groups(args.groups) if args.groups else None
     pairs = read_pairs(args.pairs) if args.pairs else None
-    if args.embeddings:
-        vectors = read_npy(args.embeddings, "embeddings", mmap=True)
+    if model is None:
         ids = _read_ids(args.ids) if args.ids else [str(row) for row in range(len(vectors))]
         what = "ids"
     else:
-        import lightembed
-
         if groups is not None:
             items = list(groups)
         else:
             items = list(dict.fromkeys(text for pair in pairs or () for text in pair))
-        model = lightembed.load(args.model)
         logger.info("embedding %d texts with %s", len(items), model.path)
         vectors, ids, what = model.embed(items, progress=not args.quiet), items, "texts"
     if groups is not None:
