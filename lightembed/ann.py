@@ -35,9 +35,7 @@ def ann_matches(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) 
     follows it: a duplicate of the first row when that is kept, else of the most similar kept row
     before the copy among the first row's neighbours.
     """
-    if is_codes(np.asarray(vectors)):
-        raise ValueError("the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes")
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors = _float_rows(vectors)
     first = same_vector_rows(vectors)
     copies = np.flatnonzero(first != np.arange(len(vectors)))
     pairs = ann_pairs(vectors, threshold, neighbours=neighbours, leave_out=copies)
@@ -48,6 +46,13 @@ def ann_matches(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) 
     match[copies] = np.where(kept_first, of, np.where(copy_match >= 0, copy_match, match[of]))
     score[copies] = np.where(kept_first, _self_similarity(vectors, copies), np.maximum(copy_score, score[of]))
     return match, score
+
+
+def _float_rows(vectors: np.ndarray) -> np.ndarray:
+    """Contiguous float32 rows; packed binary codes are refused (an HNSW index of floats cannot hold them)."""
+    if is_codes(np.asarray(vectors)):
+        raise ValueError("the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes")
+    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def _later_kept_neighbours(
@@ -127,9 +132,7 @@ def ann_pairs(
         from usearch.index import Index
     except ImportError:
         raise ImportError("the 'ann' dedup mode needs usearch: pip install 'lightembed[ann]'") from None
-    if is_codes(vectors):
-        raise ValueError("the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes")
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors = _float_rows(vectors)
     searched = np.ones(len(vectors), dtype=bool)
     if leave_out is not None:
         searched[leave_out] = False

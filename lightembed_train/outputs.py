@@ -30,12 +30,12 @@ def check_outputs(args: argparse.Namespace, *, folder: bool) -> None:
     plot = outputs.get("plot")
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise ValueError(f"--plot {plot}: give a {', '.join(PLOT_SUFFIXES)} file")
-    named = list(outputs.items())
+    named, inputs = list(outputs.items()), list(_input_files(args))
     for i, (name, path) in enumerate(named):
         for other, other_path in named[:i]:
             if os.path.realpath(path) == os.path.realpath(other_path):
                 raise ValueError(f"--{name} {path}: is also the --{other} output")
-        for option, source in _input_files(args):
+        for option, source in inputs:
             if path.exists() and os.path.samefile(path, source):
                 raise ValueError(f"--{name} {path}: is the input --{option.replace('_', '-')}; write elsewhere")
 
