@@ -51,6 +51,7 @@ from .transform import Transform, load_transform
 
 PROG = "lightembed"
 BINARY_OUTPUTS = {"embed": (".npy", ".parquet"), "transform": (".npy",), "dedup": (".parquet",)}  # -o suffixes
+PARTITIONED_OPTIONS = ("clusters", "probes", "seed")  # dedup options of the partitioned search alone
 EXIT_ERROR = 2
 EXIT_BROKEN_PIPE = 1
 EXIT_INTERRUPTED = 130
@@ -184,10 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--probes",
         type=_positive_int,
-        default=DEFAULT_PROBES,
         help=f"partitioned: nearest clusters each item is compared with (default: {DEFAULT_PROBES})",
     )
-    group.add_argument("--seed", type=_seed, default=0, help="partitioned: k-means seed (default: 0)")
+    group.add_argument("--seed", type=_seed, help="partitioned: k-means seed (default: 0)")
     _add_job_options(p)
 
     p = command("cluster", "Group items with spherical k-means++.", run_cluster, reads=True)
@@ -484,7 +484,7 @@ def run_dedup(args: argparse.Namespace) -> None:
     given, which makes the run resumable) and read a second time to write the kept records.
     """
     model, spec = _load(args), _spec(args)
-    search = SearchOptions(mode=args.mode, clusters=args.clusters, probes=args.probes, seed=args.seed)
+    search = _search_options(args)
     jobs.check_kept_outputs(spec, args.output, args.report)  # before the long part of the run
     streamed = jobs.needs_spool(spec)
     if args.work_dir is not None and streamed:
@@ -502,6 +502,15 @@ def run_dedup(args: argparse.Namespace) -> None:
         f"dedup: {total} items, {len(result.kept)} kept, {len(result.removed)} removed "
         f"({exact} exact) in {time.perf_counter() - start:.2f} s, {result.mode} search"
     )
+
+
+def _search_options(args: argparse.Namespace) -> SearchOptions:
+    """The dedup search the options ask for; the partitioned mode's options are refused with a mode that has none."""
+    given = {name: value for name in PARTITIONED_OPTIONS if (value := getattr(args, name)) is not None}
+    if given and args.mode in ("exact", "ann"):
+        options = ", ".join(f"--{name}" for name in given)
+        raise UsageError(f"{options}: options of the partitioned search, not of --mode {args.mode}")
+    return SearchOptions(mode=args.mode, **given)
 
 
 def run_cluster(args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ from .checks import non_negative_int
 from .outputs import check_outputs, write_json
 
 CODEBOOK_DTYPES = ("float16", "float32", "int8")  # lightembed_train.distill.DTYPES, without importing torch
+CONTRASTIVE_WEIGHT = 0.1  # default weight of the InfoNCE term of --pairs
 
 PROG = "lightembed-train"
 logger = logging.getLogger(__name__)
@@ -142,11 +143,13 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
 def _run_tune(args: argparse.Namespace, command: str) -> int:
     from .tune import TuneSettings, tune_model
 
+    if args.pair_sources is not None and not args.pairs:
+        raise ValueError("--pair-sources goes with --pairs")
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr}
     settings = TuneSettings(
         dims=_int_list(args.dims),
         seed=args.seed,
-        contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
+        contrastive_weight=_contrastive_weight(args),
         **{k: v for k, v in given.items() if v is not None},
     )
     _check_early(args, folder=True)
@@ -352,6 +355,8 @@ def add_binary(subparsers: argparse._SubParsersAction) -> None:
 def _run_binary(args: argparse.Namespace, command: str) -> int:
     from .binary import BinarySettings, train_binary_model
 
+    if args.neighbour_share is not None and args.neighbours == 0:
+        raise ValueError("--neighbour-share goes with --neighbours K")
     prefixes = _int_list(args.prefixes) if args.prefixes else _doublings(64, args.bits)
     given = {
         "epochs": args.epochs,
@@ -369,7 +374,7 @@ def _run_binary(args: argparse.Namespace, command: str) -> int:
         train_codebook=not args.projection_only,
         centre=args.centre,
         seed=args.seed,
-        contrastive_weight=args.contrastive_weight if args.pairs else 0.0,
+        contrastive_weight=_contrastive_weight(args),
         **{k: v for k, v in given.items() if v is not None},
     )
     _check_early(args, folder=True)
@@ -590,9 +595,20 @@ def _add_dev_and_pairs_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add an in-batch InfoNCE term on positive pairs from the train-allowed files of the data folder",
     )
-    p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of that term (default 0.1)")
+    p.add_argument(
+        "--contrastive-weight", type=float, help=f"with --pairs: weight of that term (default {CONTRASTIVE_WEIGHT})"
+    )
     p.add_argument("--no-dev", action="store_true", help="keep the last epoch instead of choosing on dev pairs")
     p.add_argument("--data", default=None, help="shared data folder for the dev pairs (default $LIGHTEMBED_DATA)")
+
+
+def _contrastive_weight(args: argparse.Namespace) -> float:
+    """The weight of the InfoNCE term on pairs: none without --pairs, where --contrastive-weight is refused."""
+    if not args.pairs:
+        if args.contrastive_weight is not None:
+            raise ValueError("--contrastive-weight goes with --pairs")
+        return 0.0
+    return CONTRASTIVE_WEIGHT if args.contrastive_weight is None else args.contrastive_weight
 
 
 def _dev_and_pairs(

@@ -449,6 +449,13 @@ def test_partitioned_probes_beyond_the_clusters_compare_every_pair(cli, lines_fi
     assert probed[0] == 0 and probed[1] == exact[1]
 
 
+def test_partitioned_options_are_refused_with_other_modes(cli, lines_file: Path) -> None:
+    refused = cli("dedup", str(lines_file), "--mode", "exact", "--probes", "3", "--seed", "1")
+    assert_error(refused, "--probes, --seed: options of the partitioned search, not of --mode exact")
+    assert_error(cli("dedup", str(lines_file), "--mode", "ann", "--clusters", "2"), "--clusters: options of")
+    assert cli("dedup", str(lines_file), "--probes", "3", "--seed", "1")[0] == 0  # auto may partition
+
+
 def test_no_command_and_help(cli) -> None:
     assert_error(cli(model=False), "the following arguments are required: COMMAND")
     code, out, _ = cli("dedup", "--help", model=False)

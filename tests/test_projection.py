@@ -644,6 +644,8 @@ def test_project_cli_on_a_model_bakes_a_model_folder(tiny_dir, tmp_path, capsys)
         (["--embeddings", "X", "--groups", "BAD"], "expected 2 tab-separated fields"),
         (["--embeddings", "X", "--groups", "LONELY"], "single item"),
         (["--embeddings", "X", "--groups", "G", "--folds", "1"], "folds must be 0"),
+        (["--embeddings", "X", "--groups", "G", "--dtype", "int8"], "--dtype goes with --model"),
+        (["--embeddings", "X", "--groups", "G", "--transform", "T"], "--transform goes with --model"),
     ],
 )
 def test_project_cli_bad_input(tmp_path, capsys, args: list[str], message: str) -> None:
@@ -651,7 +653,7 @@ def test_project_cli_bad_input(tmp_path, capsys, args: list[str], message: str) 
     (tmp_path / "g.tsv").write_text("0\ta\n1\ta\n2\tb\n3\tb\n")
     (tmp_path / "bad.tsv").write_text("0\ta\n1\n")
     (tmp_path / "lonely.tsv").write_text("0\ta\n1\ta\n2\tb\n3\tc\n")
-    files = {"X": "x.npy", "G": "g.tsv", "BAD": "bad.tsv", "LONELY": "lonely.tsv"}
+    files = {"X": "x.npy", "G": "g.tsv", "BAD": "bad.tsv", "LONELY": "lonely.tsv", "T": "t.safetensors"}
     argv = [str(tmp_path / files[a]) if a in files else a for a in args]
     code, stdout, err = run_train_cli(capsys, "-q", "project", *argv, "--out", str(tmp_path / "o.safetensors"))
     assert code == 2 and stdout == ""

@@ -77,6 +77,15 @@ def test_settings_are_checked_before_the_data_is_read(tmp_path: Path, capsys: py
     assert "--dev-fraction must lie strictly between 0 and 1" in run(capsys, *adapt, "--dev-fraction", "1")
 
 
+def test_options_of_another_option_are_refused_without_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ("--corpus", str(tmp_path / "absent.txt"), "--out", str(tmp_path / "model"))
+    for command in ("tune", "binary"):
+        assert "--contrastive-weight goes with --pairs" in run(capsys, command, *out, "--contrastive-weight", "0.5")
+    assert "--pair-sources goes with --pairs" in run(capsys, "tune", *out, "--pair-sources", "quora")
+    assert "--neighbour-share goes with --neighbours K" in run(capsys, "binary", *out, "--neighbour-share", "0.3")
+    assert not (tmp_path / "model").exists()
+
+
 def test_a_diverging_adaptor_stops_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vectors = tmp_path / "v.npy"
     np.save(vectors, np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32))

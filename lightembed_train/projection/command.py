@@ -23,6 +23,7 @@ from .data import GroupedVectors, check_fractions, from_groups, from_pairs
 from .fit import FitReport, check_options, fit_projection, three_way_split
 
 logger = logging.getLogger(__name__)
+BAKED_DTYPE = "float16"  # codebook dtype of a model folder with the projection baked in
 
 
 def read_table(path: str | Path, columns: tuple[int, ...], what: str) -> list[tuple[int, list[str]]]:
@@ -117,6 +118,9 @@ def run_project(args: argparse.Namespace, command: str) -> int:
         raise ValueError("give either --groups FILE or --pairs FILE")
     if args.ids and not args.embeddings:
         raise ValueError("--ids goes with --embeddings")
+    for option in ("dtype", "transform"):
+        if args.embeddings and getattr(args, option) is not None:
+            raise ValueError(f"--{option} goes with --model; with --embeddings, --out is the transform file")
     check_outputs(args, folder=bool(args.model))
     resolve_device(args.device)
     split = _fractions(args.split)
@@ -183,10 +187,10 @@ def _export(report: FitReport, args: argparse.Namespace) -> list[str]:
     written = []
     if args.model:
         card = _card(report, args)
-        folder = projection.bake(args.model, args.out, dtype=args.dtype, card=card)
+        folder = projection.bake(args.model, args.out, dtype=args.dtype or BAKED_DTYPE, card=card)
         written.append(f"model folder: {folder}")
     if args.embeddings or args.transform:
-        path = projection.save(args.transform or args.out)
+        path = projection.save(args.out if args.embeddings else args.transform)
         written.append(f"transform file: {path}")
     if args.report:
         write_json(args.report, report.to_json())
@@ -219,7 +223,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     output.add_argument("--transform", help="also write the projection as a transform file here")
     output.add_argument("--report", help="write every trial and score as JSON here")
     output.add_argument("--dim", type=int, default=None, help="output width (default: the best width on val)")
-    output.add_argument("--dtype", choices=("float16", "float32", "int8"), default="float16", help="baked codebook")
+    output.add_argument(
+        "--dtype", choices=("float16", "float32", "int8"), help=f"with --model: baked codebook (default {BAKED_DTYPE})"
+    )
     search = p.add_argument_group("search")
     search.add_argument("--grid", choices=("fast", "full"), default="fast", help="about 40 or several hundred recipes")
     search.add_argument("--negatives", type=int, default=0, help="hard negatives mined per item (default 0: none)")
