@@ -220,7 +220,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     output.add_argument(
         "--out", required=True, help="with --model: the new model folder; with --embeddings: the transform file"
     )
-    output.add_argument("--transform", help="also write the projection as a transform file here")
+    output.add_argument("--transform", help="with --model: also write the projection as a transform file here")
     output.add_argument("--report", help="write every trial and score as JSON here")
     output.add_argument("--dim", type=int, default=None, help="output width (default: the best width on val)")
     output.add_argument(
