@@ -63,7 +63,7 @@ from .partition import (
     sample_size,
     sweep_clusters,
 )
-from .scoring import unit_rows
+from .scoring import comparable_rows
 
 try:
     import dask
@@ -139,7 +139,7 @@ def _embed_and_hash(part: Any, number: int, spec: ModelSpec) -> tuple[np.ndarray
     texts = _texts(part, number)
     model = spec.load()
     vectors = model.embed(texts)
-    return text_hashes(texts), vectors if model.binary else unit_rows(vectors)
+    return text_hashes(texts), vectors if model.binary else comparable_rows(vectors)
 
 
 # --------------------------------------------------------------------- embedding

@@ -62,7 +62,7 @@ from .partition import (
     sample_size,
     sweep_clusters,
 )
-from .scoring import unit_rows
+from .scoring import comparable_rows
 
 logger = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ class Job:
                 for chunk in self.vector_chunks():
                     keep = is_first[start : start + len(chunk)]
                     rows = chunk[keep]
-                    out[row : row + int(keep.sum())] = rows if self.model.binary else unit_rows(rows)
+                    out[row : row + int(keep.sum())] = rows if self.model.binary else comparable_rows(rows)
                     row += int(keep.sum())
                     start += len(chunk)
                 out.flush()

@@ -46,10 +46,11 @@ UNIT_TOLERANCE = 1e-5
 
 
 def comparable_rows(vectors: np.ndarray) -> np.ndarray:
-    """Float32 unit rows for comparing, without a copy when the rows already have unit (or zero) length.
+    """Float32 unit rows for comparing: rows of unit (or zero) length as they are, the others normalised.
 
-    One read pass (the row norms) instead of a full copy, so scoring a query against a million
-    stored vectors stays cheap. The result may be the input itself: treat it as read-only.
+    One read pass (the row norms) and no copy when every row is settled, so scoring a query
+    against a million stored vectors stays cheap. The result may be the input itself: treat it as
+    read-only. Row by row, so a block of rows gives the same rows as the whole matrix.
     Raises ValueError on NaN or infinite values.
     """
     vectors = _narrowed(np.asarray(vectors))
@@ -57,10 +58,14 @@ def comparable_rows(vectors: np.ndarray) -> np.ndarray:
         norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
     if not np.isfinite(norms).all() and not np.isfinite(vectors).all():
         raise ValueError("vectors contain NaN or infinite values")
-    unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
-    if unit.all() or ((unit | (norms == 0)).all() and not vectors[~unit].any()):
+    settled = np.abs(norms - 1.0) <= UNIT_TOLERANCE
+    zero = np.flatnonzero(norms == 0)
+    settled[zero] = ~vectors[zero].any(axis=1)  # a norm of 0 may be tiny entries whose squares underflow
+    if settled.all():
         return vectors
-    return unit_rows(vectors)
+    out = np.array(vectors, dtype=np.float32)
+    out[~settled] = unit_rows(vectors[~settled])
+    return out
 
 
 def _narrowed(array: np.ndarray) -> np.ndarray:

@@ -22,6 +22,16 @@ def test_other_rows_are_normalised_into_a_new_array() -> None:
     np.testing.assert_array_equal(rows[0], [3.0, 4.0])  # the input is untouched
 
 
+def test_rows_are_settled_one_by_one_so_blocks_agree_with_the_whole() -> None:
+    rng = np.random.default_rng(0)
+    rows = unit_rows(rng.standard_normal((40, 8)))
+    rows[::3] *= 2.5  # a mix: unit rows stay bit for bit, the others are normalised
+    whole = comparable_rows(rows)
+    np.testing.assert_array_equal(whole[1::3], rows[1::3])
+    np.testing.assert_array_equal(np.concatenate([comparable_rows(rows[i : i + 7]) for i in range(0, 40, 7)]), whole)
+    np.testing.assert_array_equal(comparable_rows(rows[1:3]), rows[1:3])  # a block of unit rows alone: as they are
+
+
 def test_float64_input_gives_float32() -> None:
     assert comparable_rows(np.eye(3)).dtype == np.float32
 
