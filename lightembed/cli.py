@@ -112,10 +112,23 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{PROG} {args.command} --help')")
-    suffix = _suffix(getattr(args, "output", None))
+    output = getattr(args, "output", None)
+    suffix = _suffix(output)
     if suffix in (".npy", ".parquet") and suffix not in BINARY_OUTPUTS.get(args.command, ()):
         raise UsageError(f"{args.command} does not write {suffix} files (see '{PROG} {args.command} --help')")
+    if output is not None and args.command != "dedup":  # dedup may rewrite its input: it writes the records it read
+        _check_not_input(output, args)
     return args
+
+
+def _check_not_input(output: str, args: argparse.Namespace) -> None:
+    """Refuse an output file that is the command's input: writing it would lose the input."""
+    sources = [("the input", args.input)] if hasattr(args, "input") else []
+    if getattr(args, "pairs", None) is not None:
+        sources.append(("the --pairs file", args.pairs))
+    for name, source in sources:
+        if textio.is_input_file(output, source):
+            raise UsageError(f"-o {output}: is {name}; write the output to another file")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -301,6 +302,16 @@ def standard_stream(path: str | os.PathLike[str]) -> IO[str] | None:
         if (opened.st_dev, opened.st_ino) == (target.st_dev, target.st_ino):
             return stream
     return None
+
+
+def is_input_file(path: str, source: str | None) -> bool:
+    """Whether the output `path` is the regular file that the input `source` (None or '-': stdin) reads."""
+    try:
+        target = os.stat(path)
+        read = os.fstat(sys.stdin.fileno()) if source in (None, STD_STREAM) else os.stat(source)
+    except (AttributeError, OSError, ValueError):  # no such file, or a stdin without a descriptor
+        return False
+    return stat.S_ISREG(target.st_mode) and (target.st_dev, target.st_ino) == (read.st_dev, read.st_ino)
 
 
 def output_stream(path: str | None) -> IO[str] | None:

@@ -449,6 +449,21 @@ def test_partitioned_probes_beyond_the_clusters_compare_every_pair(cli, lines_fi
     assert probed[0] == 0 and probed[1] == exact[1]
 
 
+def test_an_output_that_is_the_input_is_refused(cli, lines_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = lines_file.read_text()
+    for command in (("embed",), ("cluster", "-k", "2"), ("topk", "query"), ("rerank", "query")):
+        assert_error(cli(*command, str(lines_file), "-o", str(lines_file)), "is the input; write the output to another")
+    link = lines_file.with_name("link.txt")
+    link.symlink_to(lines_file)
+    assert_error(cli("similarity", "--pairs", str(lines_file), "-o", str(link)), "is the --pairs file")
+    with lines_file.open(encoding="utf-8") as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        assert_error(cli("embed", "-o", str(lines_file)), "is the input")
+    assert lines_file.read_text() == text
+    assert cli("dedup", str(lines_file), "-o", str(lines_file))[0] == 0  # dedup rewrites its input on purpose
+    assert lines_file.read_text().splitlines() == [LINES[i] for i in KEPT]
+
+
 def test_partitioned_options_are_refused_with_other_modes(cli, lines_file: Path) -> None:
     refused = cli("dedup", str(lines_file), "--mode", "exact", "--probes", "3", "--seed", "1")
     assert_error(refused, "--probes, --seed: options of the partitioned search, not of --mode exact")
