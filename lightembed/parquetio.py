@@ -39,26 +39,76 @@ def _open(path: str | os.PathLike[str]) -> Any:
 
 
 def read_texts(path: str | os.PathLike[str], column: str, batch_rows: int = BATCH_ROWS) -> Iterator[str]:
-    """The strings of one column, batch by batch; a missing column, a non-string column or a null is an error."""
+    """The strings of one column, batch by batch; a missing column, a non-string column, a null or bad UTF-8 is an error."""
     pa, _ = _pyarrow()
     parquet = _open(path)
+    kind = _column_type(parquet, path, column)
+    if not _is_string(kind.value_type if pa.types.is_dictionary(kind) else kind):  # pandas' categorical columns
+        raise ParquetError(f"{path}: column {column!r} holds {kind}, expected strings")
+    row = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=[column]):
+            texts = _texts(path, column, batch.column(0), row)
+            yield from texts
+            row += len(texts)
+    except pa.ArrowException as exc:  # as bad UTF-8 in a dictionary, which pyarrow checks as it reads
+        raise ParquetError(f"{path}: column {column!r} cannot be read from row {row} ({exc})") from None
+
+
+def _texts(path: str | os.PathLike[str], column: str, values: Any, row: int) -> list[str]:
+    """The strings of one batch, whose first row is `row` in the file; a null or bad UTF-8 is an error."""
+    values = _decoded(values)
+    if values.null_count:
+        raise _row_error(path, row + _first(values.is_null()), column, "is null")
+    try:
+        return values.to_pylist()
+    except UnicodeDecodeError:
+        raise _row_error(path, row + _first_bad_utf8(values), column, "is not valid UTF-8") from None
+
+
+def _column_type(parquet: Any, path: str | os.PathLike[str], column: str) -> Any:
+    """The Arrow type of `column`; a missing column or two of that name is an error."""
     names = parquet.schema_arrow.names
     if column not in names:
         raise ParquetError(f"{path}: no column {column!r} (columns: {', '.join(names)})")
     if names.count(column) > 1:
         raise ParquetError(f"{path}: {names.count(column)} columns are named {column!r}")
-    kind = parquet.schema_arrow.field(column).type
-    strings = kind.value_type if pa.types.is_dictionary(kind) else kind  # pandas' categorical columns
-    if not (pa.types.is_string(strings) or pa.types.is_large_string(strings)):
-        raise ParquetError(f"{path}: column {column!r} holds {kind}, expected strings")
-    row = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=[column]):
-        values = batch.column(0)
-        if values.null_count:
-            bad = row + int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
-            raise ParquetError(f"{path}: row {bad}: column {column!r} is null")
-        yield from (values.dictionary_decode() if pa.types.is_dictionary(kind) else values).to_pylist()
-        row += len(values)
+    return parquet.schema_arrow.field(column).type
+
+
+def _is_string(kind: Any) -> bool:
+    """Whether `kind` is an Arrow string type: string, large_string or string_view (pyarrow 16 and later)."""
+    pa, _ = _pyarrow()
+    is_view = getattr(pa.types, "is_string_view", lambda _: False)
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or is_view(kind)
+
+
+def _decoded(values: Any) -> Any:
+    """`values`, with a dictionary replaced by the strings it stands for (cast first: string_view has no `take`)."""
+    pa, _ = _pyarrow()
+    if not pa.types.is_dictionary(values.type):
+        return values
+    return values.dictionary.cast(pa.large_string()).take(values.indices)
+
+
+def _first(mask: Any) -> int:
+    """The index of the first true value of a boolean Arrow or numpy array that has one."""
+    return int(np.argmax(np.asarray(mask)))
+
+
+def _first_bad_utf8(strings: Any) -> int:
+    """The index of the first string that is not valid UTF-8 (a scan, for the error message only)."""
+    for index, value in enumerate(strings):
+        try:
+            value.as_py()
+        except UnicodeDecodeError:
+            return index
+    raise AssertionError("no string is invalid UTF-8")
+
+
+def _row_error(path: str | os.PathLike[str], row: int, column: str, problem: str) -> ParquetError:
+    """An error naming the file, the row (counted from 0 over the whole file) and the column."""
+    return ParquetError(f"{path}: row {row}: column {column!r} {problem}")
 
 
 def write_kept_rows(
@@ -128,12 +178,26 @@ def write_embeddings(path: str | os.PathLike[str], blocks: Iterable[np.ndarray],
 
 
 def read_embeddings(path: str | os.PathLike[str]) -> np.ndarray:
-    """The `embedding` column of a file `write_embeddings` wrote, as an [n, width] array."""
+    """The `embedding` column of a file `write_embeddings` wrote, as an [n, width] array.
+
+    A fixed-size list of floats gives float32 vectors (float64 ones are rounded), fixed-size binary
+    gives uint8 codes; another column type or a null is an error.
+    """
     pa, _ = _pyarrow()
-    table = _open(path).read(columns=["embedding"])
-    column = table.column("embedding").combine_chunks()
-    if pa.types.is_fixed_size_binary(column.type):
-        width = column.type.byte_width
+    parquet = _open(path)
+    kind = _column_type(parquet, path, "embedding")
+    codes = pa.types.is_fixed_size_binary(kind)
+    if not (codes or pa.types.is_fixed_size_list(kind) and pa.types.is_floating(kind.value_type)):
+        expected = "a fixed-size list of floats or fixed-size binary"
+        raise ParquetError(f"{path}: column 'embedding' holds {kind}, expected {expected}")
+    column = parquet.read(columns=["embedding"]).column(0).combine_chunks()
+    if column.null_count:
+        raise _row_error(path, _first(column.is_null()), "embedding", "is null")
+    if codes:
+        width = kind.byte_width
         return np.frombuffer(column.buffers()[1], dtype=np.uint8)[: len(column) * width].reshape(len(column), width)
-    width = column.type.list_size
-    return column.values.to_numpy().reshape(len(column), width)
+    width = kind.list_size
+    values = column.flatten()  # `width` values a row, as no row is null
+    if values.null_count:
+        raise _row_error(path, _first(values.is_null()) // width, "embedding", "holds a null")
+    return values.to_numpy().astype(np.float32, copy=False).reshape(len(column), width)

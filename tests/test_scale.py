@@ -6,6 +6,7 @@ import builtins
 import io
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -742,6 +743,61 @@ def test_parquet_categorical_text_column_is_read_as_strings(tmp_path: Path) -> N
     source = tmp_path / "categorical.parquet"
     pq.write_table(pa.table({"text": pa.array(["a cat", "a dog", "a cat"]).dictionary_encode()}), source)
     assert list(parquetio.read_texts(source, "text")) == ["a cat", "a dog", "a cat"]
+
+
+def test_parquet_string_view_text_column_is_read_as_strings(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    if not hasattr(pa, "string_view"):
+        pytest.skip("pyarrow before 16 has no string_view")
+    source = tmp_path / "view.parquet"
+    pq.write_table(pa.table({"text": pa.array(["a cat", "a dog"], pa.string_view())}), source)
+    assert list(parquetio.read_texts(source, "text")) == ["a cat", "a dog"]
+    # pyarrow cannot write a dictionary of string_view to Parquet: its decoding is checked alone
+    categories = pa.DictionaryArray.from_arrays(pa.array([1, 0, 1]), pa.array(["a cat", "a dog"], pa.string_view()))
+    assert parquetio._decoded(categories).to_pylist() == ["a dog", "a cat", "a dog"]
+
+
+def test_parquet_invalid_utf8_names_the_file_row_and_column(
+    tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    source = tmp_path / "bad.parquet"
+    texts = pa.array([b"ok", b"fine", b"\xff\xfebad", b"good"]).view(pa.string())
+    pq.write_table(pa.table({"text": texts}), source, row_group_size=2)
+    for batch_rows in (1, 2, 100):  # the row is counted over the whole file
+        with pytest.raises(parquetio.ParquetError, match=r"bad.parquet: row 2: column 'text' is not valid UTF-8"):
+            list(parquetio.read_texts(source, "text", batch_rows))
+    assert main(["embed", str(source), "--model", str(tiny_dir)]) == 2
+    assert "row 2: column 'text' is not valid UTF-8" in capsys.readouterr().err
+    categories = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, 3], pa.int8()), texts)  # int8 codes, as pandas'
+    pq.write_table(pa.table({"text": categories}), source)  # pyarrow checks these as it reads them
+    with pytest.raises(parquetio.ParquetError, match=r"bad.parquet: column 'text' cannot be read from row 0"):
+        list(parquetio.read_texts(source, "text"))
+
+
+def test_parquet_embeddings_read_back_as_float32_and_bad_columns_are_named(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    source = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"embedding": pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float64(), 2))}), source)
+    vectors = parquetio.read_embeddings(source)
+    assert vectors.dtype == np.float32
+    np.testing.assert_array_equal(vectors, [[1, 2], [3, 4]])
+    pairs = pa.list_(pa.float32(), 2)
+    bad = [
+        ({"vec": [1.0]}, "no column 'embedding' (columns: vec)"),
+        ({"embedding": pa.array([[1.0, 2.0], [3.0]])}, "column 'embedding' holds list<"),
+        ({"embedding": ["a", "b"]}, "column 'embedding' holds string, expected a fixed-size list"),
+        ({"embedding": pa.array([[1.0, 2.0], None], pairs)}, "row 1: column 'embedding' is null"),
+        ({"embedding": pa.array([[1.0, 2.0], [3.0, None]], pairs)}, "row 1: column 'embedding' holds a null"),
+        ({"embedding": pa.array([b"ab", None, b"cd"], pa.binary(2))}, "row 1: column 'embedding' is null"),
+    ]
+    for columns, message in bad:
+        pq.write_table(pa.table(columns), source)
+        with pytest.raises(parquetio.ParquetError, match=re.escape(f"e.parquet: {message}")):
+            parquetio.read_embeddings(source)
 
 
 def test_ann_mode_finds_every_pair_of_a_dense_group_and_a_lone_last_row(monkeypatch: pytest.MonkeyPatch) -> None:
