@@ -24,6 +24,7 @@ SEARCH_ENTRIES = 1 << 22  # neighbour slots (rows x k) asked for at once, boundi
 SCORE_ENTRIES = 1 << 22  # vector values gathered at once to re-score pairs
 ANN_PASSES = 2  # index searches are the costly part: past the pair budget, one more holds what the first decided
 SLACK = 1e-3  # index scores are computed in another order of sums: re-check those this close below the threshold
+ROWS_PER_ASK = 256  # a row asks the index for at most one neighbour per this many rows, then is compared exactly
 
 
 def ann_matches(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +123,9 @@ def ann_pairs(
     """Pairs at or above `threshold` among each row's nearest rows in a usearch HNSW index.
 
     Each row asks for its `neighbours` nearest rows; a row whose answer is full and still at the
-    threshold at its far end asks again for four times as many, until it is not (or asks for all).
+    threshold at its far end asks again for four times as many, until it is not. A row that would
+    ask for more than one row in ROWS_PER_ASK (a member of a large group of near-copies) is compared
+    with every indexed row exactly instead: a matrix product beats an index answer that long.
     The rows in `leave_out` are neither indexed nor searched. Where a score of 0 does not reach the
     threshold (above 1e-5, see `at_least`) zero rows (texts with no tokens) are left out too: they
     score 0 with every row, and in the index they would sit at the same distance from all of it,
@@ -160,11 +163,13 @@ def _index_pairs(
 
     A pair may come twice (in the answers of both its rows). The index answers the same query the
     same way every time, so every pass finds the same pairs. A row the index does not find when
-    asked about itself is compared with every indexed row exactly (`_exact_pairs`).
+    asked about itself, and a row that would ask for more than `n / ROWS_PER_ASK` rows, is compared
+    with every indexed row exactly (`_exact_pairs`).
     """
     indexed, lost = rows, []
     k = min(neighbours + 1, n)
-    while len(rows):
+    longest = max(n // ROWS_PER_ASK, k)  # the longest answer asked for: rows that need more are compared exactly
+    while len(rows) and k <= longest:
         asking_again = []
         for start, stop in blocks(len(rows), max(1, SEARCH_ENTRIES // k)):
             block = rows[start:stop]
@@ -180,7 +185,7 @@ def _index_pairs(
             yield from _rescored(vectors, block[r], keys[r, c], threshold)
             asking_again.append(block[again])
         rows, k = np.concatenate(asking_again), min(4 * k, n)
-    yield from _exact_pairs(vectors, np.concatenate(lost), indexed, threshold)
+    yield from _exact_pairs(vectors, np.concatenate([*lost, rows]), indexed, threshold)
 
 
 def _exact_pairs(vectors: np.ndarray, rows: np.ndarray, others: np.ndarray, threshold: float) -> Iterator[Pairs]:

@@ -214,3 +214,14 @@ def test_bad_arguments_fail_at_the_call_not_later(tiny: lightembed.LightEmbed) -
         tiny.iter_embed(["the cat"], batch_size=0)
     with pytest.raises(ValueError, match="expected one query, got 2"):
         tiny.key(["the cat", "a dog"])
+
+
+def test_windows_line_endings_are_not_part_of_the_texts(tmp_path: Path) -> None:
+    from lightembed.textio import InputSpec, read_pairs, read_texts
+
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"the cat\r\na dog\r\n")
+    assert read_texts(InputSpec(str(path))) == ["the cat", "a dog"]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_bytes(b"a\tb\r\n")
+    assert read_pairs(InputSpec(str(pairs))) == [("a", "b")]

@@ -800,16 +800,27 @@ def test_parquet_embeddings_read_back_as_float32_and_bad_columns_are_named(tmp_p
             parquetio.read_embeddings(source)
 
 
-def test_ann_mode_finds_every_pair_of_a_dense_group_and_a_lone_last_row(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("rows_per_ask", [1, 256])
+def test_ann_mode_finds_every_pair_of_a_dense_group_and_a_lone_last_row(
+    rows_per_ask: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dense group's rows ask the index again and again (1), or, past n / ROWS_PER_ASK, are compared exactly (256)."""
     pytest.importorskip("usearch")
     rng = np.random.default_rng(0)
     dense = rng.standard_normal((1, 32)) + 0.01 * rng.standard_normal((120, 32))  # 120 near copies of one text
     vectors = unit_rows(np.concatenate([dense, rng.standard_normal((81, 32))]).astype(np.float32))
     monkeypatch.setattr(ann_module, "SEARCH_ENTRIES", 50 * 9)  # 201 rows asking for 9: the last block holds one
     monkeypatch.setattr(ann_module, "SCORE_ENTRIES", 32 * 7)  # pairs re-scored 7 at a time
+    monkeypatch.setattr(ann_module, "ROWS_PER_ASK", rows_per_ask)
+    compared, exact_pairs = [], ann_module._exact_pairs
+    monkeypatch.setattr(
+        ann_module, "_exact_pairs", lambda v, rows, *a: compared.append(rows) or exact_pairs(v, rows, *a)
+    )
     exact = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="exact"))
     ann = deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="ann", neighbours=8))
     assert same_result(exact, ann) and len(exact.removed) >= 119
+    dense_rows = np.isin(np.concatenate(compared), np.arange(120)).sum()
+    assert dense_rows >= 120 if rows_per_ask == 256 else dense_rows < 10  # the index may rarely lose a row
 
 
 def test_ann_mode_searches_identical_vectors_once() -> None:
@@ -838,7 +849,7 @@ def test_ann_mode_leaves_zero_rows_out_of_the_index() -> None:
     for _ in range(3):  # the index is built on every core: repeat to catch a run that misses pairs
         ann = deduplicate_vectors(with_zeros, 0.85, search=SearchOptions(mode="ann"))
         assert len(set(ann.removed.tolist()) ^ set(exact.removed.tolist())) <= 4
-    assert not np.isin(np.arange(2000), exact.removed).any()
+    assert not np.isin(np.arange(2000), exact.removed).any() and not np.isin(np.arange(2000), ann.removed).any()
 
 
 def test_ann_mode_compares_a_row_the_index_does_not_reach_with_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -907,3 +918,22 @@ def test_ann_mode_without_usearch_is_one_line_in_the_cli(
     monkeypatch.setattr(builtins, "__import__", no_usearch)
     assert main(["dedup", str(corpus_file), "--mode", "ann", "--model", str(tiny_dir)]) == 2
     assert capsys.readouterr().err.startswith("lightembed: error: the 'ann' dedup mode needs usearch")
+
+
+def test_auto_mode_is_exact_up_to_its_documented_limit() -> None:
+    assert dedup_module.EXACT_LIMIT == 50_000
+    assert SearchOptions().resolved(50_000) == "exact" and SearchOptions().resolved(50_001) == "partitioned"
+
+
+def test_ann_mode_does_not_index_zero_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = pytest.importorskip("usearch.index")
+    added, add = [], index.Index.add
+    monkeypatch.setattr(
+        index.Index, "add", lambda self, keys, *a, **k: added.append(np.array(keys)) or add(self, keys, *a, **k)
+    )
+    rng = np.random.default_rng(0)
+    vectors = np.concatenate(
+        [np.zeros((50, 8), np.float32), unit_rows(rng.standard_normal((50, 8)).astype(np.float32))]
+    )
+    deduplicate_vectors(vectors, 0.9, search=SearchOptions(mode="ann"))
+    assert np.array_equal(np.sort(np.concatenate(added)), np.arange(50, 100))

@@ -75,3 +75,17 @@ def test_one_query_gives_identical_rows_identical_scores(width: int) -> None:
     query = unit_rows(rng.standard_normal((1, width)))
     scores = similarity_matrix(query, rows)
     assert scores.shape == (1, 37) and np.ptp(scores) == 0.0
+
+
+def test_rows_slightly_off_unit_length_are_normalised() -> None:
+    rows = unit_rows(np.random.default_rng(0).standard_normal((4, 8))) * np.float32(1.001)
+    np.testing.assert_allclose(np.linalg.norm(comparable_rows(rows), axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("same_rows", [False, True])
+def test_one_query_scores_are_the_dot_products(same_rows: bool) -> None:
+    rng = np.random.default_rng(1)
+    rows = unit_rows(rng.standard_normal((1 if same_rows else 37, 64)))
+    rows = np.tile(rows, (37, 1)) if same_rows else rows
+    query = unit_rows(rng.standard_normal((1, 64)))
+    np.testing.assert_allclose(similarity_matrix(query, rows)[0], rows @ query[0], atol=1e-6)

@@ -160,3 +160,11 @@ def test_a_transform_with_nan_weights_is_not_written(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"not written: \['projection.weight'\] hold NaN"):
         save_transform(tmp_path / "t.safetensors", Transform((weight, PB)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gelu_is_the_tanh_approximation() -> None:
+    from lightembed.transform import ACTIVATION_FUNCTIONS
+
+    x = np.array([-2.0, -0.5, 0.5, 1.0, 2.0], np.float32)
+    expected = [-0.04540229, -0.15428598, 0.34571400, 0.84119199, 1.95459769]  # torch gelu(x, approximate="tanh")
+    np.testing.assert_allclose(ACTIVATION_FUNCTIONS["gelu"](x), expected, atol=1e-6)

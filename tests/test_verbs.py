@@ -19,6 +19,7 @@ from lightembed.config import ModelConfig
 from lightembed.dedup import deduplicate_vectors
 from lightembed.folder import write_model
 from lightembed.rerank import maxsim_scores
+from lightembed.scoring import unit_rows
 
 DOCS = [
     "the cat sat on the mat",
@@ -836,3 +837,59 @@ def test_cluster_with_fewer_distinct_items_than_k_stops_early() -> None:
     assert result.n_iter < 50
     assert result.inertia == pytest.approx(0.0, abs=1e-6)
     np.testing.assert_allclose(np.linalg.norm(result.centroids, axis=1), 1.0, atol=1e-6)
+
+
+def test_pair_similarity_of_codes_whose_bits_are_not_whole_bytes(tiny_dir: Path) -> None:
+    model = lightembed.load(tiny_dir, binary=True, dim=13)
+    a, b = DOCS[:3], DOCS[2:5]
+    np.testing.assert_allclose(model.pair_similarity(a, b), np.diag(model.similarity(a, b)), atol=1e-6)
+
+
+def test_an_exact_copy_of_a_removed_item_reports_its_first_copys_score(tiny: lightembed.LightEmbed) -> None:
+    result = tiny.deduplicate(["the cat sat on a mat", "the cat sat on the mat", "the cat sat on the mat"], 0.8)
+    assert result.removed.tolist() == [1, 2] and result.exact.tolist() == [False, False]  # not copies of a kept item
+    assert result.scores[1] == pytest.approx(result.scores[0]) and result.scores[0] < 1.0 - 1e-4
+
+
+def test_documented_default_thresholds(tiny: lightembed.LightEmbed) -> None:
+    assert tiny.deduplicate(DOCS).threshold == 0.9
+    query = np.array([1.0, 0.0], np.float32)
+    docs = np.array([[1.0, 0.0], [0.55, math.sqrt(1 - 0.55**2)], [0.45, math.sqrt(1 - 0.45**2)]], np.float32)
+    assert [hit.index for hit in tiny.filter(query, docs)] == [0, 1]  # filter: 0.5
+
+
+def test_token_vectors_follow_the_model2vec_mapping(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+    from test_folder import write_model2vec
+
+    folder = write_model2vec(tmp_path / "m2v", weights=False, mapping=True)
+    model = lightembed.load(folder)
+    tensors = load_file(str(folder / "model.safetensors"))
+    ids = model.tokens.token_ids("the cat sat")
+    expected = unit_rows(tensors["embeddings"][tensors["mapping"][ids]])
+    np.testing.assert_allclose(model.token_vectors("the cat sat"), expected, atol=1e-6)
+
+
+def test_token_vectors_go_through_the_projection_weight(tmp_path: Path) -> None:
+    from test_folder import stored_table, write_with_parts
+
+    rng = np.random.default_rng(1)
+    weight, bias = rng.standard_normal((6, 16)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    folder = write_with_parts(tmp_path, {"projection.weight": weight, "projection.bias": bias}, projection=True)
+    model = lightembed.load(folder)
+    ids = model.tokens.token_ids("the cat sat")
+    expected = unit_rows(stored_table()[ids] @ weight.T)  # a bias added to every token would only pull them together
+    np.testing.assert_allclose(model.token_vectors("the cat sat"), expected, atol=1e-5)
+
+
+def test_split_links_compare_a_window_of_sentences_on_each_side() -> None:
+    from lightembed.split import _link_similarity
+
+    vectors = np.array([[1, 0], [1, 0], [0, 1], [1, 0]], np.float64)
+    assert _link_similarity(vectors, 2)[1] == pytest.approx(1 / math.sqrt(2))  # (2, 0) against (1, 1)
+
+
+def test_split_penalises_slivers() -> None:
+    from lightembed.split import _balanced
+
+    assert int(np.argmin(_balanced(np.array([0.0, 0.3]), np.array([5, 50]), 100))) == 1
