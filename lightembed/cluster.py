@@ -10,6 +10,8 @@ from .checks import positive_int, random_seed
 from .scoring import blocks
 
 ASSIGN_BLOCK = 8192
+ASSIGN_ENTRIES = 1 << 22  # similarities (rows x k) computed at once: fewer rows per block when k is large
+ONE_HOT_CLUSTERS = 128  # up to this k, cluster sums are a one-hot product (BLAS beats sorting); above, sort and reduce
 
 
 @dataclass
@@ -48,6 +50,8 @@ def spherical_kmeans(
     """Cluster unit rows by cosine; the best of `n_init` k-means++ runs (lowest inertia)."""
     n = len(unit)
     k = positive_int("k", k)
+    if n == 0:
+        raise ValueError("cannot cluster: the input has no items")
     if k > n:
         raise ValueError(f"k={k} is larger than the number of items ({n})")
     n_init, max_iter = positive_int("n_init", n_init), positive_int("max_iter", max_iter)
@@ -79,19 +83,41 @@ def _kmeans_plus_plus(unit: np.ndarray, k: int, rng: np.random.Generator, live: 
 
 
 def _assign(unit: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest centre per row, the cosine to it, and the sum of the rows of each cluster."""
-    k = len(centers)
+    """Nearest centre per row, the cosine to it, and the sum of the rows of each cluster.
+
+    Rows go in blocks of at most ASSIGN_ENTRIES similarities, so memory stays bounded whatever k is.
+    """
     labels = np.empty(len(unit), dtype=np.int64)
     similarity = np.empty(len(unit), dtype=np.float32)
     sums = np.zeros_like(centers)
-    for start, stop in blocks(len(unit), ASSIGN_BLOCK):
+    for start, stop in blocks(len(unit), _rows_per_block(len(centers))):
         sims = unit[start:stop] @ centers.T
         block_labels = sims.argmax(axis=1)
         labels[start:stop] = block_labels
         similarity[start:stop] = sims[np.arange(stop - start), block_labels]
-        one_hot = (block_labels[None, :] == np.arange(k)[:, None]).astype(np.float32)
-        sums += one_hot @ unit[start:stop]
+        _add_cluster_sums(sums, unit[start:stop], block_labels)
     return labels, similarity, sums
+
+
+def _rows_per_block(k: int) -> int:
+    """Rows assigned at once against `k` centres: at most ASSIGN_BLOCK, and at most ASSIGN_ENTRIES similarities."""
+    return max(1, min(ASSIGN_BLOCK, ASSIGN_ENTRIES // max(1, k)))
+
+
+def _add_cluster_sums(sums: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> None:
+    """Add each row to `sums[its label]`.
+
+    With few clusters a one-hot [k x rows] product is fastest; with more it would cost as much as
+    the similarities, so the rows are sorted by label and each run of one label is summed.
+    """
+    k = len(sums)
+    if k <= ONE_HOT_CLUSTERS:
+        sums += (labels[None, :] == np.arange(k)[:, None]).astype(np.float32) @ rows
+        return
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    sums[sorted_labels[starts]] += np.add.reduceat(rows[order], starts, axis=0)
 
 
 def _lloyd(unit: np.ndarray, centers: np.ndarray, live: np.ndarray, max_iter: int, tol: float) -> ClusterResult:

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 from .config import ModelConfig
 from .errors import ModelFormatError, ModelNotFoundError
 from .reranker import LiteScorer, load_reranker
-from .tensorfile import read_tensor_file, write_tensor_file
+from .tensorfile import check_regular_file, read_tensor_file, write_tensor_file
 from .transform import FLOAT_DTYPES, Transform, finite_float_tensor, parse_transform, transform_keys
 
 CONFIG_FILE = "config.json"
@@ -55,6 +55,8 @@ def read_model(path: str | Path) -> ModelParts:
         return read_wordllama(path)
     if path.is_file():
         raise ModelNotFoundError(f"{path}: is a file; give the model folder (or a WordLlama .safetensors codebook)")
+    if path.exists() and not path.is_dir():
+        raise ModelNotFoundError(f"{path}: not a regular file or a folder (a pipe, a device or a socket)")
     if not path.is_dir():
         raise ModelNotFoundError(f"{path}: no such model folder")
     config_path = path / CONFIG_FILE
@@ -111,7 +113,7 @@ def read_lightembed(path: Path, raw_config: Any) -> ModelParts:
     reranker_path = path / RERANKER_FILE
     reranker = None
     if config.reranker:
-        if not reranker_path.is_file():
+        if not reranker_path.exists():  # anything else there (a folder, a pipe) is refused by load_reranker
             raise ModelFormatError(f"{reranker_path}: config says the model has a reranker, but the file is missing")
         reranker = load_reranker(reranker_path, config.dim)
     tokenizer = _read_tokenizer(path / TOKENIZER_FILE, config.vocab_size)
@@ -298,8 +300,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_tokenizer(path: Path, vocab_size: int | None) -> Tokenizer:
-    if not path.is_file():
-        raise ModelFormatError(f"{path}: tokenizer file is missing")
+    check_regular_file(path, "a tokenizer file", "tokenizer file is missing")
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # the Rust tokenizer reports parse errors as plain Exception

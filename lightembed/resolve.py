@@ -43,6 +43,11 @@ def resolve_model(
     """
     if name is not None and not str(name).strip():
         raise ModelNotFoundError("empty model name (give None or 'default' for the bundled model)")
+    if revision is not None and not str(revision).strip():
+        raise ValueError(
+            f"revision {revision!r} is empty or blank: give a Hub branch, tag or commit, "
+            "or no revision for the default branch"
+        )
     local = name is None or name == DEFAULT_MODEL or Path(name).expanduser().exists()
     if local and revision is not None:
         raise ValueError(

@@ -19,10 +19,7 @@ def read_tensor_file(
     path: Path, file_format: str | None = None, version: str | None = None
 ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     """The metadata and tensors of `path`; with `file_format`, its metadata must name that format and `version`."""
-    if path.is_dir():
-        raise ModelFormatError(f"{path}: is a folder, expected a safetensors file")
-    if not path.is_file():
-        raise ModelFormatError(f"{path}: file is missing")
+    check_regular_file(path, "a safetensors file", "file is missing")
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
@@ -41,6 +38,20 @@ def read_tensor_file(
         if metadata.get("format_version") != version:
             raise ModelFormatError(f"{path}: unsupported format_version {metadata.get('format_version')!r}")
     return metadata, tensors
+
+
+def check_regular_file(path: Path, expected: str, missing: str) -> None:
+    """Refuse `path` unless it is a regular file (links followed); `missing` says what is absent when nothing is there.
+
+    A pipe or a device is refused before it is opened: reading one could block or never end.
+    """
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise ModelFormatError(f"{path}: is a folder, expected {expected}")
+    if path.exists():
+        raise ModelFormatError(f"{path}: not a regular file (a pipe, a device or a socket), expected {expected}")
+    raise ModelFormatError(f"{path}: {missing}")
 
 
 def write_tensor_file(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:

@@ -315,6 +315,17 @@ def test_error_library_value_error(cli, lines_file: Path) -> None:
     assert_error(cli("cluster", str(lines_file), "-k", "50"), "k=50 is larger than the number of items (7)")
 
 
+def test_error_cluster_of_an_empty_file(cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    assert_error(cli("cluster", str(empty), "-k", "1"), "cannot cluster: the input has no items")
+
+
+@pytest.mark.parametrize("revision", ["", "  "])
+def test_error_blank_revision(cli, revision: str) -> None:
+    assert_error(cli("info", "--revision", revision), "is empty or blank: give a Hub branch, tag or commit")
+
+
 def test_error_leaves_no_partial_output(cli, tmp_path: Path) -> None:
     source = tmp_path / "docs.jsonl"
     source.write_text('{"text": "a"}\n{"text": "b"}\nnot json\n', encoding="utf-8")

@@ -290,6 +290,28 @@ def test_missing_tokenizer(folder: Path) -> None:
     assert_format_error(folder, "tokenizer.json", "missing")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+@pytest.mark.parametrize("file_name", ["model.safetensors", "tokenizer.json", "reranker.safetensors"])
+def test_a_model_file_that_is_a_pipe_or_a_device_is_not_a_regular_file(folder: Path, kind: str, file_name: str) -> None:
+    add_reranker(folder)
+    path = folder / file_name
+    path.unlink()
+    if kind == "pipe":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    assert_format_error(folder, file_name, "not a regular file")
+    with pytest.raises(lightembed.ModelNotFoundError, match="not a regular file or a folder"):
+        lightembed.load(path)
+
+
+def test_a_tokenizer_that_is_a_folder_says_so(folder: Path) -> None:
+    (folder / "tokenizer.json").unlink()
+    (folder / "tokenizer.json").mkdir()
+    assert_format_error(folder, "tokenizer.json", "is a folder, expected a tokenizer file")
+
+
 def test_corrupt_tokenizer(folder: Path) -> None:
     (folder / "tokenizer.json").write_text('{"model": 42}')
     assert_format_error(folder, "tokenizer.json", "tokenizers file")

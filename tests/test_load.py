@@ -148,6 +148,13 @@ def test_revision_of_a_local_model_is_an_error(tiny_dir: Path) -> None:
             lightembed.load(name, revision="main")
 
 
+@pytest.mark.parametrize("revision", ["", " ", "\t"])
+def test_empty_or_blank_revision_is_refused_up_front(hub_cache: Path, revision: str) -> None:
+    for offline in (True, False):
+        with pytest.raises(ValueError, match="is empty or blank: give a Hub branch, tag or commit"):
+            lightembed.load("owner/name", revision=revision, cache_dir=hub_cache, offline=offline)
+
+
 def test_empty_name_and_non_bool_binary(tiny_dir: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="empty model name"):
         lightembed.load("")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -633,6 +634,43 @@ def test_cluster_texts_and_binary_codes(tiny: lightembed.LightEmbed, binary_mode
 def test_cluster_bad_n_init_raises(tiny: lightembed.LightEmbed) -> None:
     with pytest.raises(ValueError, match="n_init"):
         tiny.cluster(angles(0, 90), 1, n_init=0)
+
+
+def test_cluster_of_no_items_says_so(tiny: lightembed.LightEmbed) -> None:
+    for k in (1, 3):
+        with pytest.raises(ValueError, match="the input has no items"):
+            tiny.cluster([], k)
+        with pytest.raises(ValueError, match="the input has no items"):
+            cluster_module.spherical_kmeans(np.zeros((0, 4), dtype=np.float32), k)
+
+
+@pytest.mark.parametrize("k", [1, 5, 300])
+def test_cluster_sums_add_each_row_to_its_label(k: int) -> None:
+    rng = np.random.default_rng(k)
+    rows = rng.normal(size=(500, 6)).astype(np.float32)
+    labels = rng.integers(0, k, 500)
+    sums = np.ones((k, 6), dtype=np.float32)
+    cluster_module._add_cluster_sums(sums, rows, labels)
+    expected = np.ones((k, 6))
+    np.add.at(expected, labels, rows.astype(np.float64))
+    np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_cluster_memory_does_not_grow_with_k_times_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(2048, 8)).astype(np.float32)
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    expected = cluster_module.spherical_kmeans(unit, 1024, n_init=1, max_iter=3, seed=0)
+    monkeypatch.setattr(cluster_module, "ASSIGN_ENTRIES", 1 << 14, raising=False)  # blocks of 16 rows
+    tracemalloc.start()
+    try:
+        result = cluster_module.spherical_kmeans(unit, 1024, n_init=1, max_iter=3, seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**21, peak  # [2048 x 1024] float32 similarities alone take 8 MiB
+    np.testing.assert_array_equal(result.labels, expected.labels)
+    np.testing.assert_allclose(result.centroids, expected.centroids, atol=1e-6)
 
 
 # --------------------------------------------------------------------- rerank
