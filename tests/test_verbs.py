@@ -931,3 +931,28 @@ def test_split_penalises_slivers() -> None:
     from lightembed.split import _balanced
 
     assert int(np.argmin(_balanced(np.array([0.0, 0.3]), np.array([5, 50]), 100))) == 1
+
+
+def test_kmeans_ends_at_a_fixed_point() -> None:
+    rng = np.random.default_rng(4)
+    points = unit_rows(np.eye(8)[rng.integers(0, 4, 200)] + 0.6 * rng.standard_normal((200, 8)))
+    result = cluster_module.spherical_kmeans(points, 4, n_init=1, seed=0)
+    means = unit_rows(np.stack([points[result.labels == c].sum(0) for c in range(4)]))
+    np.testing.assert_allclose(result.centroids, means, atol=1e-5)  # each centroid is its members' direction
+
+
+def test_kmeans_reseeds_a_centre_that_wins_no_item() -> None:
+    noise = 0.05 * np.random.default_rng(0).standard_normal((30, 3))
+    points = unit_rows(np.abs(np.eye(3).repeat(10, 0) + noise).astype(np.float32))
+    start = unit_rows(np.array([[1, 0, 0], [0, 1, 0], [-1, -1, -1]], np.float32))  # the third is nearest to nothing
+    result = cluster_module._lloyd(points, start, np.ones(len(points), bool), 50, 1e-6)
+    assert (result.sizes > 0).all()
+
+
+def test_kmeans_plus_plus_seeds_far_apart() -> None:
+    rng = np.random.default_rng(0)
+    groups = [np.eye(3)[[g] * size] + 0.01 * rng.standard_normal((size, 3)) for g, size in enumerate([100, 2, 2])]
+    points = unit_rows(np.concatenate(groups).astype(np.float32))
+    for seed in range(5):  # uniform seeding would mostly pick two centres in the large group
+        centres = cluster_module._kmeans_plus_plus(points, 3, np.random.default_rng(seed), np.ones(len(points), bool))
+        assert sorted(np.argmax(centres, axis=1).tolist()) == [0, 1, 2]
