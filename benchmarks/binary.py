@@ -446,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         "base": args.base,
         "cpu_busy_at_start": round(common.cpu_busy_fraction(), 3),
     }
+    # Each part records the run that made it: a part kept from an earlier run keeps its own.
+    run = {key: payload[key] for key in ("command", "cpu_busy_at_start")} | {"date": payload["machine"]["date"]}
     previous: dict[str, Any] = {}
     if args.out.is_file():  # keep the other part's results when only one part runs
         import json
@@ -453,13 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         previous = json.loads(args.out.read_text(encoding="utf-8"))
         payload.update({key: previous[key] for key in PARTS if key in previous and key not in parts})
     if "quality" in parts:
-        payload["quality"] = quality(args, previous.get("quality"))
+        payload["quality"] = quality(args, previous.get("quality")) | {"run": run}
         print(quality_table(payload["quality"]) + "\n")
     if "search" in parts:
-        payload["search"] = search(args)
+        payload["search"] = search(args) | {"run": run}
         print(search_table(payload["search"]))
     if "dev" in parts:
-        payload["dev"] = dev(args)
+        payload["dev"] = dev(args) | {"run": run}
         print(payload["dev"]["table"])
     common.write_json(args.out.stem, payload, args.out.parent)
     return 0
