@@ -117,6 +117,8 @@ def _partitions(collection: Any, column: str | None) -> list[Any]:
             raise ValueError(f"no column {column!r} (columns: {', '.join(map(str, collection.columns))})")
         return list(collection[column].to_delayed())
     if dd is not None and isinstance(collection, dd.Series):
+        if column is not None:
+            raise ValueError("a Series holds texts: leave column out")
         return list(collection.to_delayed())
     raise TypeError(f"expected a Dask Bag, DataFrame or Series, got {type(collection).__name__}")
 
@@ -126,7 +128,7 @@ def _texts(part: Any, number: int) -> list[str]:
     texts = part.tolist() if hasattr(part, "tolist") else list(part)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"partition {number}, item {i} is {type(text).__name__}, expected str")
+            raise TypeError(f"partition {number}, item {i} of the partition is {type(text).__name__}, expected str")
     return texts
 
 
