@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -71,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
     _intermixing = False
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+        raise UsageError(f"{with_value_hint(message)} (see '{self.prog} --help')")
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         if self._subparsers is not None or self._intermixing:
@@ -81,6 +82,15 @@ class _Parser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._intermixing = False
+
+
+def with_value_hint(message: str) -> str:
+    """argparse's `message`, saying how to give a value that starts with '-' where argparse took it for an option."""
+    match = re.fullmatch(r"argument (\S+): expected one argument", message)
+    if match is None:
+        return message
+    option = match.group(1).split("/")[-1]
+    return f"{message}; a value that starts with '-' goes after '=': {option}=VALUE"
 
 
 def main(argv: list[str] | None = None) -> int:

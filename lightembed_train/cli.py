@@ -12,8 +12,9 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from lightembed.cli import sigterm_as_interrupt
+from lightembed.cli import sigterm_as_interrupt, with_value_hint
 from lightembed.errors import LightEmbedError
 
 from .checks import non_negative_int
@@ -49,9 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (usage and exit status 2 on an error), with a hint for values that start with '-'."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(with_value_hint(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog=PROG, description="Build and improve lightembed model folders.")
+    parser = _Parser(prog=PROG, description="Build and improve lightembed model folders.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for register in SUBCOMMANDS:

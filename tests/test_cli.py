@@ -475,6 +475,12 @@ def test_an_output_that_is_the_input_is_refused(cli, lines_file: Path, monkeypat
     assert lines_file.read_text().splitlines() == [LINES[i] for i in KEPT]
 
 
+def test_a_value_that_starts_with_a_dash_is_explained(cli, lines_file: Path) -> None:
+    message = "argument --threshold: expected one argument; a value that starts with '-' goes after '=': --threshold="
+    assert_error(cli("dedup", str(lines_file), "--threshold", "-1e-3"), message)  # "-.5" is taken as a value
+    assert cli("dedup", str(lines_file), "--threshold=-1e-3")[0] == 0
+
+
 def test_partitioned_options_are_refused_with_other_modes(cli, lines_file: Path) -> None:
     refused = cli("dedup", str(lines_file), "--mode", "exact", "--probes", "3", "--seed", "1")
     assert_error(refused, "--probes, --seed: options of the partitioned search, not of --mode exact")

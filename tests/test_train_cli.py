@@ -77,6 +77,13 @@ def test_settings_are_checked_before_the_data_is_read(tmp_path: Path, capsys: py
     assert "--dev-fraction must lie strictly between 0 and 1" in run(capsys, *adapt, "--dev-fraction", "1")
 
 
+def test_a_value_that_starts_with_a_dash_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["project", "--embeddings", "x.npy", "--groups", "g", "--out", "o", "--split", "-0.5,1.5"])
+    assert exit_info.value.code == 2
+    assert "goes after '=': --split=VALUE" in capsys.readouterr().err
+
+
 def test_options_of_another_option_are_refused_without_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = ("--corpus", str(tmp_path / "absent.txt"), "--out", str(tmp_path / "model"))
     for command in ("tune", "binary"):
