@@ -10,6 +10,7 @@ import numpy as np
 
 from .checks import positive_int
 
+TIE_BREAK = 1e-3  # between links this close, the cut nearer the middle wins (uniform text: balanced chunks)
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*")
 
 
@@ -83,6 +84,7 @@ def _link_similarity(vectors: np.ndarray, window: int) -> np.ndarray:
 
 
 def _balanced(link: np.ndarray, offsets: np.ndarray, total: int) -> np.ndarray:
-    """Penalise cuts that leave a sliver, so chunks stay near the target size (lower is better)."""
+    """Penalise cuts that leave a sliver, so chunks stay near the target size (lower is better); between links
+    within TIE_BREAK of each other the cut nearer the middle wins."""
     share = offsets / max(total, 1)
-    return link + 0.5 * (np.abs(share - 0.5) > 0.4)
+    return link + 0.5 * (np.abs(share - 0.5) > 0.4) + TIE_BREAK * np.abs(share - 0.5)

@@ -956,3 +956,10 @@ def test_kmeans_plus_plus_seeds_far_apart() -> None:
     for seed in range(5):  # uniform seeding would mostly pick two centres in the large group
         centres = cluster_module._kmeans_plus_plus(points, 3, np.random.default_rng(seed), np.ones(len(points), bool))
         assert sorted(np.argmax(centres, axis=1).tolist()) == [0, 1, 2]
+
+
+def test_split_of_uniform_text_cuts_in_the_middle(tiny: lightembed.LightEmbed) -> None:
+    text = "the cat sat. " * 800  # every link the same: only the size penalties choose
+    chunks = tiny.split(text, target_size=1500)
+    assert "".join(chunks) == text and len(chunks) == 8  # 10,400 characters halved three times
+    assert min(map(len, chunks)) > 1200
