@@ -90,7 +90,7 @@ def with_value_hint(message: str) -> str:
     if match is None:
         return message
     option = match.group(1).split("/")[-1]
-    return f"{message}; a value that starts with '-' goes after '=': {option}=VALUE"
+    return f"{message} (if the value starts with '-', write {option}=VALUE)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,8 +134,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _check_not_input(output: str, args: argparse.Namespace) -> None:
     """Refuse an output file that is the command's input: writing it would lose the input."""
     sources = [("the input", args.input)] if hasattr(args, "input") else []
-    if getattr(args, "pairs", None) is not None:
-        sources.append(("the --pairs file", args.pairs))
+    for option in ("pairs", "transform"):
+        if getattr(args, option, None) is not None:
+            sources.append((f"the {option} file", getattr(args, option)))
     for name, source in sources:
         if textio.is_input_file(output, source):
             raise UsageError(f"-o {output}: is {name}; write the output to another file")

@@ -460,7 +460,7 @@ def check_kept_outputs(spec: textio.InputSpec, output: str | None, report: str |
         if where == _destination(output):
             name = where if where in ("stdout", "stderr") else "the same file"
             raise textio.FileError(f"{report}: the report and the kept items (-o) would be written to {name}")
-        if not spec.is_stdin and where == os.path.realpath(spec.path):
+        if textio.is_input_file(report, None if spec.is_stdin else spec.path):
             raise textio.FileError(f"{report}: the report would replace the input")
     for path in files:
         textio.check_output_path(path)

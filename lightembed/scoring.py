@@ -63,8 +63,8 @@ def comparable_rows(vectors: np.ndarray) -> np.ndarray:
     settled[zero] = ~vectors[zero].any(axis=1)  # a norm of 0 may be tiny entries whose squares underflow
     if settled.all():
         return vectors
-    out = np.array(vectors, dtype=np.float32)
-    out[~settled] = unit_rows(vectors[~settled])
+    out = unit_rows(vectors)
+    np.copyto(out, vectors, where=settled[:, None])  # settled rows as they were, bit for bit
     return out
 
 

@@ -363,8 +363,8 @@ def add_binary(subparsers: argparse._SubParsersAction) -> None:
 def _run_binary(args: argparse.Namespace, command: str) -> int:
     from .binary import BinarySettings, train_binary_model
 
-    if args.neighbour_share is not None and args.neighbours == 0:
-        raise ValueError("--neighbour-share goes with --neighbours K")
+    if args.neighbour_share is not None and args.neighbours == 0 and not args.pairs:
+        raise ValueError("--neighbour-share goes with --neighbours K or --pairs (groups of labelled pairs)")
     prefixes = _int_list(args.prefixes) if args.prefixes else _doublings(64, args.bits)
     given = {
         "epochs": args.epochs,

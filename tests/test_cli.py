@@ -466,17 +466,22 @@ def test_an_output_that_is_the_input_is_refused(cli, lines_file: Path, monkeypat
         assert_error(cli(*command, str(lines_file), "-o", str(lines_file)), "is the input; write the output to another")
     link = lines_file.with_name("link.txt")
     link.symlink_to(lines_file)
-    assert_error(cli("similarity", "--pairs", str(lines_file), "-o", str(link)), "is the --pairs file")
+    assert_error(cli("similarity", "--pairs", str(lines_file), "-o", str(link)), "is the pairs file")
     with lines_file.open(encoding="utf-8") as stdin:
         monkeypatch.setattr("sys.stdin", stdin)
         assert_error(cli("embed", "-o", str(lines_file)), "is the input")
+        report = ("dedup", "-o", str(lines_file.with_name("kept.txt")), "--report", str(lines_file))
+        assert_error(cli(*report), "the report would replace the input")
+    transform = lines_file.with_name("t.safetensors")
+    transform.write_bytes(b"x")
+    assert_error(cli("transform", str(transform), "v.npy", "-o", str(transform), model=False), "is the transform file")
     assert lines_file.read_text() == text
     assert cli("dedup", str(lines_file), "-o", str(lines_file))[0] == 0  # dedup rewrites its input on purpose
     assert lines_file.read_text().splitlines() == [LINES[i] for i in KEPT]
 
 
 def test_a_value_that_starts_with_a_dash_is_explained(cli, lines_file: Path) -> None:
-    message = "argument --threshold: expected one argument; a value that starts with '-' goes after '=': --threshold="
+    message = "argument --threshold: expected one argument (if the value starts with '-', write --threshold=VALUE)"
     assert_error(cli("dedup", str(lines_file), "--threshold", "-1e-3"), message)  # "-.5" is taken as a value
     assert cli("dedup", str(lines_file), "--threshold=-1e-3")[0] == 0
 

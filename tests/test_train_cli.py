@@ -81,7 +81,7 @@ def test_a_value_that_starts_with_a_dash_is_explained(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as exit_info:
         train_main(["project", "--embeddings", "x.npy", "--groups", "g", "--out", "o", "--split", "-0.5,1.5"])
     assert exit_info.value.code == 2
-    assert "goes after '=': --split=VALUE" in capsys.readouterr().err
+    assert "(if the value starts with '-', write --split=VALUE)" in capsys.readouterr().err
 
 
 def test_options_of_another_option_are_refused_without_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,7 +89,11 @@ def test_options_of_another_option_are_refused_without_it(tmp_path: Path, capsys
     for command in ("tune", "binary"):
         assert "--contrastive-weight goes with --pairs" in run(capsys, command, *out, "--contrastive-weight", "0.5")
     assert "--pair-sources goes with --pairs" in run(capsys, "tune", *out, "--pair-sources", "quora")
-    assert "--neighbour-share goes with --neighbours K" in run(capsys, "binary", *out, "--neighbour-share", "0.3")
+    assert "--neighbour-share goes with --neighbours K or --pairs" in run(
+        capsys, "binary", *out, "--neighbour-share", "0.3"
+    )
+    with_pairs = ("--pairs", "--neighbour-share", "0.3", "--data", str(tmp_path / "no-data"))
+    assert "data folder not found" in run(capsys, "binary", *out, *with_pairs)  # the share of labelled-pair groups
     assert not (tmp_path / "model").exists()
 
 
