@@ -574,8 +574,10 @@ def run_transform(args: argparse.Namespace) -> None:
     width = transform.out_dim or transform.in_dim
     if args.dim is not None and args.dim > width:
         raise UsageError(f"--dim must be between 1 and {width} (the transform's output width), got {args.dim}")
-    if args.output == textio.STD_STREAM:
-        raise UsageError("transform writes a .npy file: give its path with -o, not '-'")
+    if args.output == textio.STD_STREAM or (args.output and _suffix(args.output) != ".npy"):
+        raise UsageError(f"transform writes a .npy file: give -o a path ending in .npy, not {args.output!r}")
+    if args.input == textio.STD_STREAM:
+        raise UsageError("transform reads a .npy file: give its path, not '-' (stdin)")
     textio.check_output_path(args.output)
     with open(args.input, "rb") as handle:
         if handle.read(6) != b"\x93NUMPY":

@@ -86,6 +86,7 @@ class LightEmbed:
         self._binary_table = None
         self._rerank_table: np.ndarray | None = None
         self._rerank_tokens: TokenBatcher | None = None
+        self._content_tokens: np.ndarray | None = None  # per token id: a non-zero codebook row (see _has_content)
         if binary and parts.binary_embeddings is not None:
             self._binary_table = np.ascontiguousarray(parts.binary_embeddings[:, : self.dim], dtype=np.float32)
 
@@ -360,7 +361,7 @@ class LightEmbed:
         scorer = self.parts.reranker
         if method == "learned" and scorer is None:
             raise ValueError(f"{self.path}: the model has no learned reranker ({RERANKER_FILE}); use method='maxsim'")
-        texts = _texts_or_none(docs)
+        texts = _texts_or_none(docs, "docs")
         if texts is None or not isinstance(query, str):
             raise TypeError("rerank needs a query string and a list of document strings")
         if k is not None:
@@ -376,21 +377,37 @@ class LightEmbed:
             flat, doc_lengths = tokens.encode(block)
             if not learned:
                 return maxsim_scores(query_rows, _LazyTokenRows(self, flat), doc_lengths)
-            if not len(query_ids):
+            if not self._has_content(query_ids, np.array([len(query_ids)]))[0]:
                 return np.zeros(len(block), dtype=np.float32)
             cosines = pooled_cosines(self.parts.embeddings, query_ids, flat, doc_lengths) if scorer.pooled else None
             with np.errstate(over="ignore", invalid="ignore"):  # reported below, naming the file
                 scores = scorer.scores(table, query_ids, flat, doc_lengths, cosines)
-            scores[doc_lengths == 0] = 0.0
+            scores[~self._has_content(flat, doc_lengths)] = 0.0
             return scores
 
-        blocks = (block for _, block in _checked_blocks(texts, share_size(len(texts), self.batch_size)))
-        scores = np.concatenate([np.zeros(0, dtype=np.float32), *ordered_map(share_scores, blocks)])
-        if not np.isfinite(scores).all():
+        # Each distinct document is scored once: copies get the same score (and keep their input order).
+        first = first_copies(texts)
+        distinct = np.flatnonzero(first == np.arange(len(texts)))
+        unique_texts = [texts[i] for i in distinct]
+        blocks = (block for _, block in _checked_blocks(unique_texts, share_size(len(unique_texts), self.batch_size)))
+        unique_scores = np.concatenate([np.zeros(0, dtype=np.float32), *ordered_map(share_scores, blocks)])
+        if not np.isfinite(unique_scores).all():
             raise ModelFormatError(
                 f"{self.path / RERANKER_FILE}: the scorer gives non-finite scores (weights too large)"
             )
+        slot = np.zeros(len(texts), dtype=np.int64)
+        slot[distinct] = np.arange(len(distinct))
+        scores = unique_scores[slot[first]]
         return _hits(top_indices(scores, k or len(scores)), scores, texts)
+
+    def _has_content(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Whether each text has a token whose codebook row is not zero (special tokens' rows are): texts without
+        one are empty to the learned scorer, as they are to `embed` and MaxSim."""
+        if self._content_tokens is None:
+            self._content_tokens = (np.asarray(self.parts.embeddings) != 0).any(axis=1)
+        before = np.concatenate([[0], np.cumsum(self._content_tokens[flat_ids], dtype=np.int64)])
+        ends = np.cumsum(lengths)
+        return before[ends] - before[ends - lengths] > 0
 
     def _reranker_tokens(self) -> TokenBatcher:
         """The tokenizer capped at the tokens the learned scorer reads (cheaper on long documents)."""
@@ -507,8 +524,8 @@ def _checked_blocks(texts: Iterable[str], size: int) -> Iterator[tuple[int, list
         start += len(block)
 
 
-def _texts_or_none(items: Items) -> list[str] | None:
-    """Items as a list of texts, or None when they are vectors."""
+def _texts_or_none(items: Items, name: str = "items") -> list[str] | None:
+    """Items as a list of texts, or None when they are vectors; a non-text is named as `name[i]`."""
     if _is_vector_array(items):
         return None
     if isinstance(items, str):
@@ -516,7 +533,7 @@ def _texts_or_none(items: Items) -> list[str] | None:
     texts = list(_text_iterable(items))
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"items[{i}] is {type(text).__name__}, expected str")
+            raise TypeError(f"{name}[{i}] is {type(text).__name__}, expected str")
     return texts
 
 

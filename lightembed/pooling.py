@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+GATHER_ENTRIES = 1 << 22  # codebook values gathered at once (texts x length x dim): long texts go a few at a time
+
 
 def mean_pool(
     table: np.ndarray,
@@ -16,6 +18,7 @@ def mean_pool(
 
     `flat_ids` holds the ids of all texts one after another, `lengths` the count per text.
     `token_rows` maps token ids to rows (shared rows), `token_weights` scales each token.
+    Texts of one length are gathered together, at most GATHER_ENTRIES values at a time.
     """
     n, dim = len(lengths), table.shape[1]
     out = np.zeros((n, dim), dtype=np.float32)
@@ -32,12 +35,14 @@ def mean_pool(
         length = int(sorted_lengths[lo])
         if length == 0:
             continue
-        texts = order[lo:hi]
-        positions = (starts[texts, None] + np.arange(length)).ravel()
-        gathered = np.take(table, rows[positions], axis=0).reshape(len(texts), length, dim)
-        if weights is not None:
-            gathered = gathered * weights[positions].reshape(len(texts), length, 1)
-        out[texts] = gathered.sum(axis=1, dtype=np.float32)
+        step = max(1, GATHER_ENTRIES // (length * dim))
+        for first in range(lo, hi, step):
+            texts = order[first : min(first + step, hi)]
+            positions = (starts[texts, None] + np.arange(length)).ravel()
+            gathered = np.take(table, rows[positions], axis=0).reshape(len(texts), length, dim)
+            if weights is not None:
+                gathered = gathered * weights[positions].reshape(len(texts), length, 1)
+            out[texts] = gathered.sum(axis=1, dtype=np.float32)
     nonzero = lengths > 0
     out[nonzero] /= lengths[nonzero, None].astype(np.float32)
     return out

@@ -72,14 +72,20 @@ class Transform:
 
     def apply(self, vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
         """Transform rows [n, in_dim] (or one vector), keep the first `dim` columns, float32."""
+        try:
+            raw = np.asarray(vectors)
+        except ValueError:  # ragged rows
+            raise ValueError("expected vectors as a rectangular array of numbers") from None
+        if raw.dtype.kind not in "fiu":
+            raise TypeError(f"expected real-valued vectors, got {raw.dtype}")
         with np.errstate(over="ignore"):
-            x = np.asarray(vectors, dtype=np.float32)
+            x = raw.astype(np.float32, copy=False)
         single = x.ndim == 1
         x = x.reshape(1, -1) if single else x
         if x.ndim != 2 or (self and x.shape[1] != self.in_dim):
             raise ValueError(f"expected vectors of shape [n, {self.in_dim}], got shape {np.shape(vectors)}")
         if not np.isfinite(x).all():
-            if np.isfinite(np.asarray(vectors, dtype=np.float64)).all():
+            if np.isfinite(raw.astype(np.float64, copy=False)).all():
                 raise ValueError("vectors have values beyond float32's range")
             raise ValueError("vectors contain NaN or infinite values")
         width = self.out_dim or x.shape[1]

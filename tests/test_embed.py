@@ -279,6 +279,25 @@ def pooling_cases(draw: st.DrawFn) -> dict:
     }
 
 
+def test_mean_pool_gathers_long_texts_a_few_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((1000, 64)).astype(np.float32)
+    lengths = np.full(2000, 500, dtype=np.int64)  # 2,000 texts at a token cap: 256 MB if gathered at once
+    flat = rng.integers(1000, size=int(lengths.sum()))
+    tracemalloc.start()
+    pooled = mean_pool(table, flat, lengths)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20
+    np.testing.assert_allclose(
+        pooled[:3], [table[flat[i * 500 : (i + 1) * 500]].mean(axis=0) for i in range(3)], atol=1e-5
+    )
+    monkeypatch.setattr("lightembed.pooling.GATHER_ENTRIES", 1)  # one text at a time: the same sums
+    np.testing.assert_array_equal(mean_pool(table, flat, lengths), pooled)
+
+
 @settings(max_examples=150, deadline=None)
 @given(pooling_cases())
 def test_mean_pool_equals_naive_loop(case: dict) -> None:

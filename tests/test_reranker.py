@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
-from tiny import SPECIALS, WORDS, add_reranker, random_scorer, write_tiny_model
+from tiny import SPECIALS, WORDS, add_reranker, random_scorer, tiny_codebook, tiny_tokenizer, write_tiny_model
 
 import lightembed
 from lightembed import ModelFormatError
 from lightembed.cli import main
+from lightembed.config import ModelConfig
+from lightembed.folder import write_model
 from lightembed.model import capped_tokens
 from lightembed.reranker import (
     LiteScorer,
@@ -249,6 +251,31 @@ def test_rerank_uses_the_learned_scorer(learned_dir: Path) -> None:
     # MaxSim on request: the same as a folder without a reranker
     plain = lightembed.load(write_tiny_model(learned_dir.parent / "plain"))
     assert model.rerank(query, DOCS, method="maxsim") == plain.rerank(query, DOCS)
+
+
+@pytest.mark.parametrize("method", ["learned", "maxsim"])
+def test_copies_of_a_document_score_the_same_and_keep_their_order(method: str) -> None:
+    model = lightembed.load()  # the bundled model: MaxSim scored the last copy apart (in the last bits) before
+    docs = ["b text", "a text", "b text", "a text", "b text"]
+    hits = model.rerank("a", docs, method=method)
+    scores = {h.index: h.score for h in hits}
+    assert scores[0] == scores[2] == scores[4] and scores[1] == scores[3]
+    assert [h.index for h in hits] in ([1, 3, 0, 2, 4], [0, 2, 4, 1, 3])
+
+
+def test_a_text_whose_tokens_have_zero_rows_is_empty_to_the_learned_scorer(tmp_path: Path) -> None:
+    table = tiny_codebook()
+    table[len(SPECIALS) + WORDS.index("piano")] = 0.0  # as distillation zeroes the special tokens
+    config = ModelConfig(dim=16, vocab_size=len(table), ignore_token_ids=(0, 1))
+    model = lightembed.load(add_reranker(write_model(tmp_path / "m", config, table, tiny_tokenizer())))
+    scores = {h.index: h.score for h in model.rerank("the cat sat", ["piano", "piano piano", "", "the cat"])}
+    assert scores[0] == scores[1] == scores[2] == 0.0 != scores[3]
+    assert [h.score for h in model.rerank("piano", ["the cat", "a dog"])] == [0.0, 0.0]
+
+
+def test_rerank_names_a_document_that_is_not_text(learned_dir: Path) -> None:
+    with pytest.raises(TypeError, match=r"docs\[1\] is NoneType"):
+        lightembed.load(learned_dir).rerank("cat", ["a cat", None])
 
 
 def test_rerank_empty_query_scores_zero(learned_dir: Path) -> None:

@@ -78,6 +78,18 @@ def test_bad_vectors_and_dims(vectors: np.ndarray, dim: int | None, message: str
         full_transform().apply(vectors, dim=dim)
 
 
+def test_vectors_that_are_not_real_numbers_are_refused() -> None:
+    with pytest.raises(TypeError, match="expected real-valued vectors, got complex64"):
+        full_transform().apply(np.ones((2, 10), np.complex64))
+    with pytest.raises(TypeError, match="expected real-valued vectors, got <U1"):
+        full_transform().apply([["a"] * 10])
+    with pytest.raises(ValueError, match="rectangular array of numbers"):
+        full_transform().apply([[1.0] * 10, [1.0] * 9])
+    np.testing.assert_allclose(
+        full_transform().apply(np.ones((2, 10), np.int64)), full_transform().apply(np.ones((2, 10)))
+    )
+
+
 def test_empty_transform_is_not_saved(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="empty"):
         save_transform(tmp_path / "t.safetensors", Transform())
@@ -138,12 +150,15 @@ def test_transform_command_checks_dim_and_output_before_writing(tmp_path: Path, 
     for extra, message in (
         (["-o", str(tmp_path / "z.npy"), "--dim", "7"], "--dim must be between 1 and 6"),
         (["-o", str(tmp_path / "z.npy"), "--dim", str(10**12)], "--dim must be between 1 and 6"),
-        (["-o", "-"], "give its path with -o, not '-'"),
+        (["-o", "-"], "give -o a path ending in .npy, not '-'"),
+        (["-o", str(tmp_path / "z.txt")], "give -o a path ending in .npy"),
         (["-o", str(tmp_path / "no" / "z.npy")], "cannot write here"),
         (["-o", ""], "the output path is empty"),
     ):
         assert main([*base, *extra]) == 2
         assert message in capsys.readouterr().err
+    assert main(["transform", str(path), "-", "-o", str(tmp_path / "z.npy")]) == 2
+    assert "give its path, not '-' (stdin)" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.safetensors", "x.npy", "y.npy"]
     vectors[3, 2] = np.nan
     np.save(tmp_path / "x.npy", vectors)
