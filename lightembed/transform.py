@@ -199,11 +199,13 @@ def load_transform(path: str | Path) -> Transform:
     metadata, tensors = read_tensor_file(path, TRANSFORM_FORMAT, TRANSFORM_VERSION)
     if metadata.get("normalize", "false") not in ("true", "false"):
         raise ModelFormatError(f"{where}: metadata 'normalize' must be 'true' or 'false'")
-    projection = "projection.weight" in tensors
+    projection = any(key.startswith("projection.") for key in tensors)
     layers = len({m.group(1) for key in tensors if (m := re.fullmatch(r"adaptor\.(\d+)\.(weight|bias)", key))})
     expected = transform_keys(projection, layers)
     if set(tensors) != expected:
-        raise ModelFormatError(f"{where}: expected the tensors {sorted(expected)}, got {sorted(tensors)}")
+        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        named = f"missing {missing}" if missing else f"unexpected {extra}"
+        raise ModelFormatError(f"{where}: {named} (tensors: {sorted(tensors)})")
     if not expected:
         raise ModelFormatError(f"{where}: holds neither a projection nor an adaptor")
     return parse_transform(
