@@ -402,7 +402,10 @@ class LightEmbed:
 
     def _has_content(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Whether each text has a token whose codebook row is not zero (special tokens' rows are): texts without
-        one are empty to the learned scorer, as they are to `embed` and MaxSim."""
+        one are empty to the learned scorer, as they are to `embed` and MaxSim.
+
+        Token ids index the codebook directly: a learned scorer loads only with a lightembed folder, which
+        maps no tokens to shared rows (`token_rows`)."""
         if self._content_tokens is None:
             self._content_tokens = (np.asarray(self.parts.embeddings) != 0).any(axis=1)
         before = np.concatenate([[0], np.cumsum(self._content_tokens[flat_ids], dtype=np.int64)])

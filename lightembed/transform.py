@@ -74,9 +74,10 @@ class Transform:
         """Transform rows [n, in_dim] (or one vector), keep the first `dim` columns, float32."""
         try:
             raw = np.asarray(vectors)
-        except ValueError:  # ragged rows
+            raw = raw.astype(np.float64) if raw.dtype.kind == "O" else raw  # lists of numpy scalars, say
+        except (ValueError, TypeError):  # ragged rows, or objects that are not numbers
             raise ValueError("expected vectors as a rectangular array of numbers") from None
-        if raw.dtype.kind not in "fiu":
+        if raw.dtype.kind not in "biuf":
             raise TypeError(f"expected real-valued vectors, got {raw.dtype}")
         with np.errstate(over="ignore"):
             x = raw.astype(np.float32, copy=False)
@@ -204,7 +205,7 @@ def load_transform(path: str | Path) -> Transform:
     expected = transform_keys(projection, layers)
     if set(tensors) != expected:
         missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-        named = f"missing {missing}" if missing else f"unexpected {extra}"
+        named = "; ".join(f"{what} {names}" for what, names in (("missing", missing), ("unexpected", extra)) if names)
         raise ModelFormatError(f"{where}: {named} (tensors: {sorted(tensors)})")
     if not expected:
         raise ModelFormatError(f"{where}: holds neither a projection nor an adaptor")

@@ -85,9 +85,12 @@ def test_vectors_that_are_not_real_numbers_are_refused() -> None:
         full_transform().apply([["a"] * 10])
     with pytest.raises(ValueError, match="rectangular array of numbers"):
         full_transform().apply([[1.0] * 10, [1.0] * 9])
-    np.testing.assert_allclose(
-        full_transform().apply(np.ones((2, 10), np.int64)), full_transform().apply(np.ones((2, 10)))
-    )
+    ones = full_transform().apply(np.ones((2, 10)))
+    np.testing.assert_allclose(full_transform().apply(np.ones((2, 10), np.int64)), ones)
+    np.testing.assert_allclose(full_transform().apply(np.ones((2, 10), bool)), ones)
+    np.testing.assert_allclose(full_transform().apply(np.ones((2, 10), object)), ones)
+    with pytest.raises(ValueError, match="rectangular array of numbers"):
+        full_transform().apply(np.array([["a"] * 10], object))
 
 
 def test_empty_transform_is_not_saved(tmp_path: Path) -> None:
@@ -112,6 +115,7 @@ def write_raw(path: Path, tensors: dict[str, np.ndarray], **metadata: str) -> Pa
         ({"projection.weight": PW}, {}, r"missing \['projection.bias'\]"),
         ({"projection.bias": PB}, {}, r"missing \['projection.weight'\]"),
         ({"projection.weight": PW, "projection.bias": PB, "extra": PB}, {}, r"unexpected \['extra'\]"),
+        ({"projection.weight": PW, "extra": PB}, {}, r"missing \['projection.bias'\]; unexpected \['extra'\]"),
         ({"projection.weight": PW, "projection.bias": PB[:5]}, {}, r"projection\.bias.*shape"),
         ({"projection.weight": PW.astype(np.int32), "projection.bias": PB}, {}, "dtype"),
         ({"projection.weight": np.full_like(PW, np.inf), "projection.bias": PB}, {}, "infinite"),
