@@ -185,8 +185,11 @@ def test_unknown_hub_id_in_an_empty_cache_dir(tmp_path: Path) -> None:
 
 def test_dim_and_binary_apply_to_hub_models(hub_cache: Path) -> None:
     model = lightembed.load("owner/name", cache_dir=hub_cache, offline=True, dim=4, binary=True)
-    assert model.embed("the cat").shape == (1,)
-    assert model.embed("the cat").dtype == np.uint8
+    local = lightembed.load(hub_cache / "models--owner--name" / "snapshots" / HASH_MAIN, dim=4, binary=True)
+    assert model.embed("the cat").shape == (1,) and model.embed("the cat").dtype == np.uint8
+    np.testing.assert_array_equal(model.embed(["the cat", "a dog ran"]), local.embed(["the cat", "a dog ran"]))
+    floats = lightembed.load(hub_cache / "models--owner--name" / "snapshots" / HASH_MAIN).embed("the cat")
+    assert model.embed("the cat")[0] == int("".join("1" if v > 0 else "0" for v in floats[:4]).ljust(8, "0"), 2)
 
 
 def test_hub_snapshot_with_a_wordllama_layout(tmp_path: Path, tiny_dir: Path) -> None:
