@@ -128,7 +128,7 @@ def _texts(part: Any, number: int) -> list[str]:
     texts = part.tolist() if hasattr(part, "tolist") else list(part)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"partition {number}, item {i} of the partition is {type(text).__name__}, expected str")
+            raise TypeError(f"item {i} of partition {number} is {type(text).__name__}, expected str")
     return texts
 
 

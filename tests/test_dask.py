@@ -95,9 +95,9 @@ def test_dask_bad_inputs_are_named(tiny_dir: Path) -> None:
         led.embed(db.from_sequence(["a"], npartitions=1), "body", model=spec)
     with pytest.raises(TypeError, match="expected a Dask Bag, DataFrame or Series"):
         led.embed(["a", "b"], model=spec)
-    with pytest.raises(TypeError, match="partition 1, item 0 of the partition is NoneType"):
+    with pytest.raises(TypeError, match="item 0 of partition 1 is NoneType"):
         led.embed(db.from_sequence(["a", None], npartitions=2), model=spec).compute(scheduler="sync")
-    with pytest.raises(TypeError, match="partition 0, item 1 of the partition is int"):
+    with pytest.raises(TypeError, match="item 1 of partition 0 is int"):
         led.deduplicate(db.from_sequence(["a", 3], npartitions=1), 0.9, model=spec)
     with pytest.raises(ValueError, match="threshold must be between -1 and 1"):
         led.deduplicate(db.from_sequence(["a"], npartitions=1), 2.0, model=spec)
