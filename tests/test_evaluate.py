@@ -92,8 +92,14 @@ def test_ranked_average_precision_known_answers() -> None:
     assert ranked_average_precision(np.array([1, 0, 1]), n_relevant=5, k=2) == pytest.approx(0.5)
 
 
-def test_rank_by_score_keeps_ties_in_order() -> None:
-    assert rank_by_score(np.array([0.5, 0.9, 0.5, 0.1])).tolist() == [1, 0, 2, 3]
+def test_rank_by_score_orders_ties_apart_from_the_input_order() -> None:
+    assert rank_by_score(np.array([0.5, 0.9, 0.5, 0.1])).tolist()[::3] == [1, 3]
+    ties = np.zeros(40)
+    assert sorted(rank_by_score(ties).tolist()) == list(range(40)) and rank_by_score(ties).tolist() != list(range(40))
+    assert rank_by_score(ties).tolist() == rank_by_score(ties).tolist()  # a fixed order: runs repeat
+    # a scorer that ties everything gets what a random order gets, not the file's right-answers-first order
+    labels = np.array([True, True] + [False] * 38)
+    assert ranked_average_precision(labels[rank_by_score(ties)]) < 0.5
 
 
 def test_reranking_task_map() -> None:
@@ -132,6 +138,15 @@ def test_retrieval_task_ndcg() -> None:
     assert task.texts == ["q1", "q2", "x", "y", "z"]
     vectors = angles(0, 90, 5, 50, 10)  # q1: x first (hit at 1); q2: y, z, x (hit at 2)
     assert task.score(vectors) == {"nDCG@10": pytest.approx(100 * (1 + 1 / math.log2(3)) / 2)}
+
+
+def test_retrieval_ties_do_not_favour_the_first_documents() -> None:
+    corpus = {f"d{i}": f"doc {i}" for i in range(60)}
+    data = ds.RetrievalSet(queries={"1": "q"}, corpus=corpus, relevant={"1": {"d0"}})
+    task = RetrievalTask("ties", data)
+    vectors = np.ones((len(task.texts), 2), np.float32)  # every document ties with every other
+    assert task.score(vectors)["nDCG@10"] < 100.0  # in file order, d0 would come first
+    assert task.score(vectors) == task.score(vectors)
 
 
 def test_kmeans_v_measure_passthrough() -> None:

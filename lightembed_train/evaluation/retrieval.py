@@ -6,6 +6,7 @@ import numpy as np
 
 from ..datasets import RetrievalSet
 from .base import Task
+from .reranking import tie_order
 
 NDCG_K = 10
 
@@ -52,6 +53,7 @@ class RetrievalTask(Task):
         self.relevant = [np.asarray([column[d] for d in data.relevant[q] if d in column]) for q in query_ids]
 
     def score(self, vectors: np.ndarray) -> dict[str, float]:
-        ranked = top_k(vectors[self.query_rows] @ vectors[self.doc_rows].T, NDCG_K)
+        shuffled = tie_order(len(self.doc_rows))  # tied documents in a fixed order, not the corpus file's
+        ranked = shuffled[top_k(vectors[self.query_rows] @ vectors[self.doc_rows[shuffled]].T, NDCG_K)]
         values = [ndcg_at_k(np.isin(row, relevant), len(relevant)) for row, relevant in zip(ranked, self.relevant)]
         return {"nDCG@10": 100.0 * float(np.mean(values))}
