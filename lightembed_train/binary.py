@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.numpy import load_file
-from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 import lightembed
@@ -48,6 +47,7 @@ from .checks import finite_loss, require_counts, require_non_negative, require_p
 from .datasets import ScoredPairs
 from .device import resolve_device
 from .distill import DTYPES, describe_corpus, storage_note, stored_codebook, versions
+from .evaluation.sts import spearman
 from .targets import corpus_sample, teacher_embeddings
 from .teacher import Teacher
 from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, epoch_row, pooled, tokenize
@@ -242,7 +242,7 @@ class CodeDevPairs(DevPairs):
         """Spearman x100 of the Hamming similarities of the pairs' codes from the first `dim` columns."""
         left = np.where(pooled(table, self.left)[:, :dim] > 0, 1.0, -1.0)
         right = np.where(pooled(table, self.right)[:, :dim] > 0, 1.0, -1.0)
-        return 100.0 * float(spearmanr(np.einsum("ij,ij->i", left, right), self.gold).statistic)
+        return spearman(np.einsum("ij,ij->i", left, right), self.gold)
 
 
 def _neighbour_rows(neighbours: np.ndarray | None, trainable: np.ndarray, count: int) -> np.ndarray:

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 import lightembed
@@ -37,6 +36,7 @@ from lightembed.tokenize import TokenBatcher
 from .checks import finite_loss, require_counts, require_non_negative, require_positive
 from .datasets import ScoredPairs
 from .distill import DTYPES, describe_corpus, pca, storage_note, stored_codebook, versions
+from .evaluation.sts import spearman
 from .targets import corpus_sample, teacher_embeddings
 from .teacher import Teacher
 
@@ -200,7 +200,7 @@ class DevPairs:
         """Spearman x100 of the cosines of the pairs with the first `dim` columns of `table`."""
         left = unit_rows(pooled(table, self.left)[:, :dim])
         right = unit_rows(pooled(table, self.right)[:, :dim])
-        return 100.0 * float(spearmanr(np.einsum("ij,ij->i", left, right), self.gold).statistic)
+        return spearman(np.einsum("ij,ij->i", left, right), self.gold)
 
 
 def epoch_row(epoch: int, loss: float | None, scores: dict[str, float]) -> dict[str, float | None]:

@@ -67,6 +67,7 @@ def test_spearman_known_answers() -> None:
     assert spearman(np.array([4.0, 3.0, 2.0, 1.0]), np.array([1.0, 2.0, 3.0, 4.0])) == pytest.approx(-100.0)
     # one adjacent swap among 4: rho = 1 - 6 * 2 / (4 * 15) = 0.8
     assert spearman(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0])) == pytest.approx(80.0)
+    assert spearman(np.ones(4), np.array([1.0, 3.0, 2.0, 4.0])) == 0.0  # all scores equal: undefined, not NaN
 
 
 def test_sts_task_scores_cosines() -> None:
@@ -174,6 +175,9 @@ def test_leave_one_out_map50_and_r1() -> None:
     assert recall == pytest.approx(0.75)
     mean_ap_k2, _ = leave_one_out(vectors, groups, k=2)
     assert mean_ap_k2 == pytest.approx(0.75)
+    # a row alone in its group is a distractor, not a query
+    alone = leave_one_out(angles(0, 10, 25, 90, 170), np.array([0, 0, 1, 1, 2]))
+    assert alone == (pytest.approx((1 + 1 + 1 / 3 + 1) / 4), pytest.approx(0.75))
 
 
 def test_duplicate_groups_task() -> None:

@@ -45,7 +45,9 @@ def union_find_groups(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
 
 
 def leave_one_out(vectors: np.ndarray, group_ids: np.ndarray, k: int = MAP_K) -> tuple[float, float]:
-    """(MAP@k, R@1), both 0-1, of ranking every other row by cosine for each row of unit `vectors`."""
+    """(MAP@k, R@1), both 0-1, of ranking every other row by cosine for each row of unit `vectors`.
+
+    A row alone in its group is a distractor only, not a query (litfit's definition)."""
     group_ids = np.asarray(group_ids)
     sizes = np.unique(group_ids, return_counts=True)
     n_relevant = dict(zip(sizes[0].tolist(), (sizes[1] - 1).tolist()))
@@ -56,6 +58,8 @@ def leave_one_out(vectors: np.ndarray, group_ids: np.ndarray, k: int = MAP_K) ->
         scores[np.arange(len(rows)), rows] = -np.inf  # never retrieve the query itself
         ranked = top_k(scores, min(k, len(vectors) - 1))  # the query itself, at -inf, is never among them
         for row, neighbours in zip(rows, ranked):
+            if n_relevant[group_ids[row].item()] == 0:
+                continue
             relevance = group_ids[neighbours] == group_ids[row]
             precisions.append(ranked_average_precision(relevance, n_relevant[group_ids[row].item()], k))
             first_hits.append(bool(relevance[0]))

@@ -10,7 +10,9 @@ from .base import Task, pair_cosines
 
 
 def spearman(predicted: np.ndarray, gold: np.ndarray) -> float:
-    """Spearman rank correlation x100."""
+    """Spearman rank correlation x100; 0 where either side is constant (scores that are all equal rank nothing)."""
+    if np.ptp(predicted) == 0 or np.ptp(gold) == 0:
+        return 0.0
     return 100.0 * float(spearmanr(predicted, gold).statistic)
 
 
