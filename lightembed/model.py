@@ -360,7 +360,10 @@ class LightEmbed:
             raise ValueError(f"method must be one of {RERANK_METHODS}, got {method!r}")
         scorer = self.parts.reranker
         if method == "learned" and scorer is None:
-            raise ValueError(f"{self.path}: the model has no learned reranker ({RERANKER_FILE}); use method='maxsim'")
+            raise ValueError(
+                f"{self.path}: the model has no learned reranker ({RERANKER_FILE}); use MaxSim "
+                "(method='maxsim', or --method maxsim on the command line)"
+            )
         texts = _texts_or_none(docs, "docs")
         if texts is None or not isinstance(query, str):
             raise TypeError("rerank needs a query string and a list of document strings")

@@ -462,6 +462,16 @@ def test_the_input_is_kept_when_no_recipe_beats_it_over_the_folds() -> None:
     assert [(f.recipe, f.width) for f in gridded.checked].count((INPUT, DIM)) == 1
 
 
+def test_the_input_wins_a_tie_over_the_folds() -> None:
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(40), 3)
+    tight = rng.normal(size=(40, DIM))[ids] + 1e-3 * rng.normal(size=(len(ids), DIM))  # every ranking is perfect
+    train, val, _ = split_groups(GroupedVectors(tight.astype(np.float32), ids), (0.6, 0.2, 0.2), seed=1)
+    report = fit_projection(train, val)
+    assert len({finalist.mean for finalist in report.checked}) == 1 and len(report.checked) > 1
+    assert report.recipe == INPUT and report.dim == DIM
+
+
 def test_cross_check_needs_a_positive_pair_in_every_fold() -> None:
     data, _ = planted(3)
     assert cross_check([(Recipe.of(("rayleigh", {"ridge": 0.1})), SIGNAL, Scores(0.5, 0.5))], data, moments_of) == []
