@@ -26,7 +26,16 @@ from .pooling import mean_pool
 from .rerank import maxsim_scores
 from .reranker import pooled_cosines
 from .resolve import resolve_model
-from .scoring import at_least, comparable_rows, is_codes, paired_similarity, similarity_matrix, top_indices, unit_rows
+from .scoring import (
+    at_least,
+    blocks,
+    comparable_rows,
+    is_codes,
+    paired_similarity,
+    similarity_matrix,
+    top_indices,
+    unit_rows,
+)
 from .split import semantic_split
 from .tokenize import TokenBatcher
 
@@ -149,8 +158,8 @@ class LightEmbed:
         """
         batch_size = positive_int("batch_size", self.batch_size if batch_size is None else batch_size)
         texts = [texts] if isinstance(texts, str) else _text_iterable(texts)
-        blocks = (block for _, block in _checked_blocks(texts, batch_size))
-        return ordered_map(self._embed_block, blocks)
+        batches = (block for _, block in _checked_blocks(texts, batch_size))
+        return ordered_map(self._embed_block, batches)
 
     @property
     def output_width(self) -> int:
@@ -374,13 +383,14 @@ class LightEmbed:
         query_ids, _ = tokens.encode([query])
         query_rows = None if learned else self._token_rows(query_ids)
         table = self._reranker_table() if learned else None
+        empty_query = learned and not self._has_content(query_ids, np.array([len(query_ids)]))[0]
 
         def share_scores(block: list[str]) -> np.ndarray:
             """Tokenise one share of the documents and score it (each core takes a share)."""
             flat, doc_lengths = tokens.encode(block)
             if not learned:
                 return maxsim_scores(query_rows, _LazyTokenRows(self, flat), doc_lengths)
-            if not self._has_content(query_ids, np.array([len(query_ids)]))[0]:
+            if empty_query:
                 return np.zeros(len(block), dtype=np.float32)
             cosines = pooled_cosines(self.parts.embeddings, query_ids, flat, doc_lengths) if scorer.pooled else None
             with np.errstate(over="ignore", invalid="ignore"):  # reported below, naming the file
@@ -389,18 +399,15 @@ class LightEmbed:
             return scores
 
         # Each distinct document is scored once: copies get the same score (and keep their input order).
-        first = first_copies(texts)
-        distinct = np.flatnonzero(first == np.arange(len(texts)))
-        unique_texts = [texts[i] for i in distinct]
-        blocks = (block for _, block in _checked_blocks(unique_texts, share_size(len(unique_texts), self.batch_size)))
-        unique_scores = np.concatenate([np.zeros(0, dtype=np.float32), *ordered_map(share_scores, blocks)])
+        distinct, slot = np.unique(first_copies(texts), return_inverse=True)  # texts checked above: plain shares
+        share = share_size(len(distinct), self.batch_size)
+        shares = ([texts[i] for i in distinct[start:stop]] for start, stop in blocks(len(distinct), share))
+        unique_scores = np.concatenate([np.zeros(0, dtype=np.float32), *ordered_map(share_scores, shares)])
         if not np.isfinite(unique_scores).all():
             raise ModelFormatError(
                 f"{self.path / RERANKER_FILE}: the scorer gives non-finite scores (weights too large)"
             )
-        slot = np.zeros(len(texts), dtype=np.int64)
-        slot[distinct] = np.arange(len(distinct))
-        scores = unique_scores[slot[first]]
+        scores = unique_scores[slot]
         return _hits(top_indices(scores, k or len(scores)), scores, texts)
 
     def _has_content(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
