@@ -20,7 +20,7 @@ from .teacher import Teacher
 
 logger = logging.getLogger(__name__)
 
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json")
+_WEIGHT_FILES = ("model.safetensors", "config.json", "tokenizer.json")
 
 
 def read_corpus(paths: Sequence[str | Path]) -> list[str]:

@@ -108,6 +108,11 @@ class Teacher:
         self.model_dir = folder / self.pipeline.transformer_path
         if not (self.model_dir / "config.json").is_file():
             raise FileNotFoundError(f"{self.model_dir / 'config.json'}: the teacher has no transformer config")
+        if not (self.model_dir / "model.safetensors").is_file():
+            raise FileNotFoundError(
+                f"{self.model_dir / 'model.safetensors'}: the teacher has no safetensors weights "
+                "(pickled weights such as pytorch_model.bin are never loaded)"
+            )
         self.name = name or (DEFAULT_TEACHER_NAME if path is None or _is_default_teacher(folder) else folder.name)
         self.license = _card_license(folder / "README.md")
         self.device = resolve_device(device)
@@ -257,7 +262,7 @@ def _quietly_loaded(model_dir: Path) -> PreTrainedModel:
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+        return AutoModel.from_pretrained(str(model_dir), local_files_only=True, use_safetensors=True)
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()

@@ -112,6 +112,19 @@ def test_teacher_missing_folder(tmp_path: Path) -> None:
         Teacher(tmp_path / "nope")
 
 
+def test_teacher_with_pickled_weights_only_is_refused(tiny_teacher: Path, tmp_path: Path) -> None:
+    """A teacher folder with only pytorch_model.bin is never unpickled: the missing safetensors file is named."""
+    import shutil
+
+    from lightembed_train.teacher import Teacher
+
+    folder = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, folder)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="no safetensors weights"):
+        Teacher(folder, device="cpu")
+
+
 def test_special_tokens_and_counts(tiny_teacher: Path, corpus: Path) -> None:
     tokenizer = load_tokenizer(tiny_teacher / "tokenizer.json")
     assert tokenizer.padding is None and tokenizer.truncation is None
