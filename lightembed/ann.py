@@ -2,7 +2,7 @@
 
 Each item asks the index for its `neighbours` nearest items, and for more while the farthest of
 them is still at the threshold; pairs the index reports at or near the threshold are re-scored
-exactly with numpy, so every kept pair has the same score as in the exact search. Like the
+exactly with numpy (the exact search's scores to float32 rounding, about 1e-7). Like the
 partitioned search, it searches again when it finds too many pairs (`lightembed.pairs`). The
 index is built on every core, so its neighbours, and rarely the pairs found, can differ from run
 to run. Rows with identical vectors, which an HNSW index cannot tell apart, are searched once
@@ -194,9 +194,12 @@ def _exact_pairs(vectors: np.ndarray, rows: np.ndarray, others: np.ndarray, thre
     For the rows whose own search did not find themselves: the index graph does not reach them
     (seen in indexes built on several threads), so their neighbours are not found either.
     """
+    if not len(rows):
+        return
+    candidates = vectors[others]  # gathered once, not once per block
     for start, stop in blocks(len(rows), max(1, SEARCH_ENTRIES // len(others))):
         block = rows[start:stop]
-        sims = similarity_matrix(vectors[block], vectors[others])
+        sims = similarity_matrix(vectors[block], candidates)
         r, c = np.nonzero(at_least(sims, threshold) & (others[None, :] != block[:, None]))
         a, b = block[r], others[c]
         yield Pairs(np.maximum(a, b), np.minimum(a, b), sims[r, c])

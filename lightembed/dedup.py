@@ -265,7 +265,6 @@ def greedy_matches(
     match = np.full(n, -1, dtype=np.int64)
     score = np.zeros(n, dtype=np.float32)
     kept_rows = np.empty(n, dtype=np.int64)
-    kept_vectors = np.empty_like(vectors)
     n_kept = 0
     bar = tqdm(total=n, unit="item", desc="deduplicating", disable=not progress, file=sys.stderr)
     for start, stop in blocks(n, block_size):
@@ -274,7 +273,7 @@ def greedy_matches(
         best = np.full(stop - start, -np.inf, dtype=np.float32)
         best_row = np.full(stop - start, -1, dtype=np.int64)
         for k_start, k_stop in blocks(n_kept, block_size):
-            sims = similarity_matrix(block, kept_vectors[k_start:k_stop], bits)
+            sims = similarity_matrix(block, vectors[kept_rows[k_start:k_stop]], bits)
             arg = sims.argmax(axis=1)
             top = sims[np.arange(len(arg)), arg]
             better = top > best
@@ -286,7 +285,6 @@ def greedy_matches(
         kept_here = _resolve_within_block(block, ~removed, threshold, bits, match, score, start)
         rows = start + np.flatnonzero(kept_here)
         kept_rows[n_kept : n_kept + len(rows)] = rows
-        kept_vectors[n_kept : n_kept + len(rows)] = vectors[rows]
         n_kept += len(rows)
     bar.close()
     return match, score

@@ -17,7 +17,7 @@ from lightembed import cluster as cluster_module
 from lightembed import rerank as rerank_module
 from lightembed.binary import hamming_similarity, pack_signs, unpack_signs
 from lightembed.config import ModelConfig
-from lightembed.dedup import deduplicate_vectors
+from lightembed.dedup import deduplicate_vectors, greedy_matches
 from lightembed.folder import write_model
 from lightembed.rerank import maxsim_scores
 from lightembed.scoring import unit_rows
@@ -473,6 +473,20 @@ def test_deduplicate_vectors_equals_brute_force_greedy(
     assert list(result.duplicate_of) == [duplicate_of[i] for i in result.removed]
     np.testing.assert_allclose(result.scores, [sims[i, duplicate_of[i]] for i in result.removed], atol=1e-5)
     assert not result.exact.any()
+
+
+def test_exact_dedup_holds_no_second_copy_of_the_vectors() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((8_000, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # 16 MB, all kept
+    tracemalloc.start()
+    try:
+        match, _ = greedy_matches(vectors, 0.9, block_size=512)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (match == -1).all()
+    assert peak < vectors.nbytes // 3, peak  # blocks of 512 rows: 1 MiB of similarities, 1 MiB of kept rows
 
 
 @settings(max_examples=150, deadline=None)
