@@ -69,13 +69,16 @@ def comparable_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 def _narrowed(array: np.ndarray) -> np.ndarray:
-    """float32 rows pointing the same way: wider floats beyond float32's range (either way) are scaled first."""
+    """float32 rows pointing the same way: rows of wider floats beyond float32's range (either way) are scaled first.
+
+    Each row is scaled or not by its own entries, so the other rows keep their bits.
+    """
     if array.dtype.kind == "f" and array.dtype.itemsize > 4 and array.size:
         largest = np.maximum(array.max(axis=-1, keepdims=True), -array.min(axis=-1, keepdims=True))
-        finite = np.isfinite(largest).all()
         tiny = (largest > 0) & (largest < SAFE_NORMS[0])
-        if finite and (largest.max() > np.finfo(np.float32).max or tiny.any()):
-            array = array / np.where(largest > 0, largest, 1.0)
+        out_of_range = np.isfinite(largest) & ((largest > np.finfo(np.float32).max) | tiny)
+        if out_of_range.any():
+            array = array / np.where(out_of_range, largest, 1.0)
     return array.astype(np.float32, copy=False)
 
 

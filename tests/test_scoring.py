@@ -32,6 +32,18 @@ def test_rows_are_settled_one_by_one_so_blocks_agree_with_the_whole() -> None:
     np.testing.assert_array_equal(comparable_rows(rows[1:3]), rows[1:3])  # a block of unit rows alone: as they are
 
 
+@pytest.mark.parametrize("extreme", [1e300, 1e-300])
+def test_one_float64_row_beyond_float32_range_leaves_the_other_rows_as_they_are(extreme: float) -> None:
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((30, 8))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    alone = comparable_rows(rows)
+    rows_and_extreme = np.vstack([rows, np.full((1, 8), extreme)])
+    whole = comparable_rows(rows_and_extreme)
+    np.testing.assert_array_equal(whole[:30], alone)
+    np.testing.assert_allclose(whole[30], np.full(8, 8**-0.5), rtol=1e-6)
+
+
 def test_float64_input_gives_float32() -> None:
     assert comparable_rows(np.eye(3)).dtype == np.float32
 
