@@ -13,12 +13,16 @@ itself) are compared with every row exactly.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .dedup import first_copies_of_hashes, greedy_from_pairs
 from .pairs import Pairs, Sweep, bounded_pairs, sweep
 from .scoring import at_least, blocks, is_codes, paired_similarity, similarity_matrix
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 SEARCH_ENTRIES = 1 << 22  # neighbour slots (rows x k) asked for at once, bounding the answer's memory
 SCORE_ENTRIES = 1 << 22  # vector values gathered at once to re-score pairs
@@ -157,7 +161,7 @@ def ann_pairs(
 
 
 def _index_pairs(
-    index: object, vectors: np.ndarray, rows: np.ndarray, threshold: float, neighbours: int, n: int
+    index: Index, vectors: np.ndarray, rows: np.ndarray, threshold: float, neighbours: int, n: int
 ) -> Iterator[Pairs]:
     """The pairs at or above `threshold` in the answers of an index of `n` rows to `rows`, block by block.
 
@@ -214,7 +218,7 @@ def _rescored(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: floa
         yield Pairs(np.maximum(x, y)[keep], np.minimum(x, y)[keep], score[keep])
 
 
-def _search(index: object, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _search(index: Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Neighbour ids [m, k], similarities [m, k] and the number found per query [m]."""
     found = index.search(queries, k)
     keys = np.full((len(queries), k), -1, dtype=np.int64)

@@ -74,8 +74,12 @@ def hamming_similarity(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     """`1 - 2 * hamming / bits`, the cosine of the ±1 vectors: [n, m] float32."""
     if bits < 1:
         raise ValueError(f"bits must be at least 1, got {bits}")
-    distance = hamming_distance(a, b).astype(np.float32)
-    return 1.0 - (2.0 / bits) * distance
+    return similarity_of_distances(hamming_distance(a, b), bits)
+
+
+def similarity_of_distances(distances: np.ndarray, bits: int) -> np.ndarray:
+    """`1 - 2 * distances / bits` as float32: Hamming distances of `bits`-bit codes as similarities."""
+    return 1.0 - (2.0 / bits) * distances.astype(np.float32)
 
 
 def smallest_indices(distances: np.ndarray, k: int) -> np.ndarray:

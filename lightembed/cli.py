@@ -353,9 +353,11 @@ def _embedded(model: LightEmbed, texts: list[str], args: argparse.Namespace) -> 
     return model.embed(texts, progress=_progress(args))
 
 
-def _with_progress(blocks: Iterable[np.ndarray], total: int | None, enabled: bool) -> Iterator[np.ndarray]:
+def _with_progress(
+    blocks: Iterable[np.ndarray], total: int | None, enabled: bool, *, unit: str = "text", desc: str = "embedding"
+) -> Iterator[np.ndarray]:
     """Pass blocks through, counting their rows on a progress bar."""
-    with tqdm(total=total, unit="text", desc="embedding", disable=not enabled, file=sys.stderr) as bar:
+    with tqdm(total=total, unit=unit, desc=desc, disable=not enabled, file=sys.stderr) as bar:
         for block in blocks:
             yield block
             bar.update(len(block))
@@ -571,7 +573,7 @@ TRANSFORM_BLOCK = 65536
 def run_transform(args: argparse.Namespace) -> None:
     """Stream a .npy of vectors through a transform file into another .npy, block by block."""
     transform = load_transform(args.transform)
-    width = transform.out_dim or transform.in_dim
+    width = transform.out_dim  # a loaded transform is never empty
     if args.dim is not None and args.dim > width:
         raise UsageError(f"--dim must be between 1 and {width} (the transform's output width), got {args.dim}")
     if args.output == textio.STD_STREAM or (args.output and _suffix(args.output) != ".npy"):
@@ -591,8 +593,8 @@ def run_transform(args: argparse.Namespace) -> None:
     if vectors.shape[1] != transform.in_dim:
         raise ValueError(f"{args.input}: vectors have {vectors.shape[1]} dims, the transform takes {transform.in_dim}")
     blocks = _transformed(transform, vectors, args.dim or width, args.input)
-    with tqdm(total=len(vectors), unit="vector", disable=not _progress(args), file=sys.stderr) as bar:
-        textio.write_npy(args.output, _counted(blocks, bar), args.dim or width, np.dtype(np.float32), len(vectors))
+    counted = _with_progress(blocks, len(vectors), _progress(args), unit="vector", desc="transforming")
+    textio.write_npy(args.output, counted, args.dim or width, np.dtype(np.float32), len(vectors))
 
 
 def _transformed(transform: Transform, vectors: np.ndarray, dim: int, name: str) -> Iterator[np.ndarray]:
@@ -605,12 +607,6 @@ def _transformed(transform: Transform, vectors: np.ndarray, dim: int, name: str)
             bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
             where = f"{name}, row {start + bad[0]}" if len(bad) else name
             raise ValueError(f"{where}: {exc}") from None
-
-
-def _counted(blocks: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
-    for block in blocks:
-        yield block
-        bar.update(len(block))
 
 
 # --------------------------------------------------------------------- process plumbing

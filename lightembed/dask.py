@@ -179,7 +179,7 @@ def deduplicate(
     bits, block_size = local.bits, local.block_size
     partitions = _partitions(collection, column)
     embedded = dask.persist(*[dask.delayed(_embed_and_hash)(p, k, spec) for k, p in enumerate(partitions)])
-    hashes = dask.compute(*[dask.delayed(_item)(e, 0) for e in embedded])
+    hashes = dask.compute(*[dask.delayed(_hashes)(e) for e in embedded])
     first = first_copies_of_hashes(np.concatenate([np.zeros((0, 2), np.uint64), *hashes]))
     is_first = first == np.arange(len(first))
     offsets = np.cumsum([0, *(len(h) for h in hashes)])
@@ -242,8 +242,8 @@ def select_kept(collection: Any, result: DedupResult) -> Any:
 
 
 # --------------------------------------------------------------------- task bodies
-def _item(pair: tuple[np.ndarray, np.ndarray], k: int) -> np.ndarray:
-    return pair[k]
+def _hashes(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return pair[0]
 
 
 def _take(pair: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:

@@ -61,11 +61,11 @@ class DedupResult:
     threshold: float
     items: Sequence[str] | None = None
     mode: str = "exact"
-    _vectors: np.ndarray = field(default=None, repr=False)  # one row per distinct item
-    _first: np.ndarray = field(default=None, repr=False)  # item -> its first exact copy
+    _vectors: np.ndarray | None = field(default=None, repr=False)  # one row per distinct item
+    _first: np.ndarray | None = field(default=None, repr=False)  # item -> its first exact copy
     _bits: int | None = field(default=None, repr=False)
     _block_size: int = field(default=DEFAULT_BLOCK_SIZE, repr=False)
-    _search: SearchOptions = field(default=None, repr=False)
+    _search: SearchOptions | None = field(default=None, repr=False)
 
     @property
     def kept_items(self) -> list[str]:

@@ -181,18 +181,17 @@ def read_model2vec(path: Path, raw_config: Any) -> ModelParts:
     )
 
 
-def read_wordllama(codebook_path: Path, tokenizer_path: Path | None = None) -> ModelParts:
+def read_wordllama(codebook_path: Path) -> ModelParts:
     """Read a WordLlama codebook (`embedding.weight`) and its tokenizer file.
 
-    The tokenizer is looked for beside the codebook and in a sibling `tokenizers/` folder
-    (any `*tokenizer*.json`) unless given.
+    The tokenizer (the first `*tokenizer*.json` by name) is looked for beside the codebook, in a
+    `tokenizers/` folder beside it, then in a `tokenizers/` folder beside the codebook's folder
+    (WordLlama's cache layout).
     """
     tensors = read_tensor_file(codebook_path)[1]
     where = str(codebook_path)
     embeddings = _codebook(tensors, "embedding.weight", where)
-    if tokenizer_path is None:
-        tokenizer_path = _find_wordllama_tokenizer(codebook_path)
-    tokenizer = _read_tokenizer(tokenizer_path, embeddings.shape[0])
+    tokenizer = _read_tokenizer(_find_wordllama_tokenizer(codebook_path), embeddings.shape[0])
     config = ModelConfig(
         dim=embeddings.shape[1],
         vocab_size=embeddings.shape[0],

@@ -127,9 +127,7 @@ def spool(folder: Path, spec: textio.InputSpec) -> Path:
 
 def needs_spool(spec: textio.InputSpec) -> bool:
     """Whether the input is stdin or a stream such as a pipe: one pass only, so it is spooled first."""
-    return spec.is_stdin or (
-        os.path.exists(spec.path) and not os.path.isfile(spec.path) and not os.path.isdir(spec.path)
-    )
+    return spec.is_stdin or textio.is_special(spec.path)
 
 
 def read_json(path: Path, *keys: str) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
-from .binary import hamming_topk, pack_signs, unpack_signs
+from .binary import hamming_topk, pack_signs, similarity_of_distances, unpack_signs
 from .checks import check_threshold, positive_int
 from .cluster import ClusterResult, spherical_kmeans
 from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, deduplicate_vectors, first_copies
@@ -83,13 +83,7 @@ class LightEmbed:
         self.binary = binary
         self.batch_size = positive_int("batch_size", batch_size)
         self.block_size = positive_int("block_size", block_size)
-        self.tokens = TokenBatcher(
-            parts.tokenizer,
-            self.config.max_length,
-            self.config.add_special_tokens,
-            self.config.ignore_token_ids,
-            self.config.vocab_size,
-        )
+        self.tokens = TokenBatcher(parts.tokenizer, self.config, self.config.max_length)
         self._post_pooling = bool(parts.transform)
         self._table = self._pooling_table(parts.embeddings)
         self._binary_table = None
@@ -277,7 +271,7 @@ class LightEmbed:
         """Every document scored against the query, best first (or in input order with sort=False)."""
         scores, texts = self._scores(query, docs)
         order = top_indices(scores, len(scores)) if sort else np.arange(len(scores))
-        return _hits(order, scores, texts)
+        return _hits(order, scores[order], texts)
 
     def topk(self, query: Items, docs: Items, k: int = 10) -> list[Hit]:
         """The k best documents, best first; k larger than the number of documents is clipped."""
@@ -285,16 +279,18 @@ class LightEmbed:
         q, d, texts = self._query_and_docs(query, docs)
         if is_codes(d):  # select on integer Hamming distances, then score only the hits
             indices, distances = hamming_topk(q, d, k)
-            scores = 1.0 - (2.0 / self._bits_for(d)) * distances[0].astype(np.float32)
-            return [Hit(int(i), float(s), texts[i] if texts is not None else None) for i, s in zip(indices[0], scores)]
+            scores = similarity_of_distances(distances[0], self._bits_for(d))
+            return _hits(indices[0], scores, texts)
         scores = similarity_matrix(q, d)[0]
-        return _hits(top_indices(scores, k), scores, texts)
+        top = top_indices(scores, k)
+        return _hits(top, scores[top], texts)
 
     def filter(self, query: Items, docs: Items, threshold: float = 0.5) -> list[Hit]:
         """Documents whose similarity to the query is at least `threshold`, in input order."""
         threshold = check_threshold(threshold)
         scores, texts = self._scores(query, docs)
-        return _hits(np.flatnonzero(at_least(scores, threshold)), scores, texts)
+        hits = np.flatnonzero(at_least(scores, threshold))
+        return _hits(hits, scores[hits], texts)
 
     def key(self, query: str, candidates: Iterable[str] | None = None) -> Callable[[str], float]:
         """A key function for `sorted`/`max`: similarity to `query`, cached per text.
@@ -408,7 +404,8 @@ class LightEmbed:
                 f"{self.path / RERANKER_FILE}: the scorer gives non-finite scores (weights too large)"
             )
         scores = unique_scores[slot]
-        return _hits(top_indices(scores, k or len(scores)), scores, texts)
+        top = top_indices(scores, k or len(scores))
+        return _hits(top, scores[top], texts)
 
     def _has_content(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Whether each text has a token whose codebook row is not zero (special tokens' rows are): texts without
@@ -508,7 +505,7 @@ def capped_tokens(parts: ModelParts, max_tokens: int) -> TokenBatcher:
     config = parts.config
     cap = min(config.max_length, max_tokens)
     tokenizer = Tokenizer.from_str(parts.tokenizer.to_str())  # its own copy: TokenBatcher sets the truncation
-    return TokenBatcher(tokenizer, cap, config.add_special_tokens, config.ignore_token_ids, config.vocab_size)
+    return TokenBatcher(tokenizer, config, cap)
 
 
 def _text_iterable(texts: object) -> Iterable[str]:
@@ -568,4 +565,5 @@ def _is_vector_array(items: object) -> bool:
 
 
 def _hits(indices: np.ndarray, scores: np.ndarray, texts: list[str] | None) -> list[Hit]:
-    return [Hit(int(i), float(scores[i]), texts[i] if texts is not None else None) for i in indices]
+    """One `Hit` per index, `scores[j]` being the score of `indices[j]`."""
+    return [Hit(int(i), float(s), texts[i] if texts is not None else None) for i, s in zip(indices, scores)]

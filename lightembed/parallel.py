@@ -1,4 +1,4 @@
-"""Block-level parallelism for tokenising and pooling: one thread per core, results in input order.
+"""Block-level parallelism for tokenising and pooling: one thread per core (2 to 8), results in input order.
 
 The Rust tokenizer releases the GIL while it encodes a batch, so threads that each encode a whole
 block run on every core, and the Python work of one block (ids out of the encodings, pooling)
@@ -30,9 +30,13 @@ def worker_count() -> int:
     return max(2, min(cores, MAX_WORKERS))
 
 
-def share_size(total: int, limit: int, minimum: int = 32) -> int:
-    """Block size that gives each worker a share of `total` items: at most `limit`, at least `minimum`."""
-    return min(limit, max(minimum, -(-total // worker_count())))
+MIN_SHARE = 32  # items per share at least, where the limit allows
+
+
+def share_size(total: int, limit: int) -> int:
+    """Block size that gives each worker a share of `total` items: at most `limit`, and at least `MIN_SHARE` where
+    `limit` allows."""
+    return min(limit, max(MIN_SHARE, -(-total // worker_count())))
 
 
 def ordered_map(function: Callable[[In], Out], items: Iterable[In], workers: int | None = None) -> Iterator[Out]:

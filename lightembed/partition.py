@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Protocol
 
 import numpy as np
 
@@ -34,6 +35,12 @@ KMEANS_ITERATIONS = 10
 COARSE_PROBES = 4  # coarse clusters whose children are compared with each item
 ASSIGN_BLOCK = 8192
 SEARCH_ENTRIES = 1 << 22  # similarities computed at once inside one cluster (fewer rows per block in a large cluster)
+
+
+class RowSource(Protocol):
+    """Vectors gathered by an array of row ids: an array, or rows held elsewhere (`lightembed.dask`)."""
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -264,7 +271,7 @@ def _cross_pairs(
 
 
 def search_clusters(
-    vectors: np.ndarray,
+    vectors: RowSource,
     plan: ClusterPlan,
     clusters: Iterable[int],
     threshold: float,
@@ -293,7 +300,7 @@ def search_clusters(
 
 
 def sweep_clusters(
-    vectors: np.ndarray,
+    vectors: RowSource,
     plan: ClusterPlan,
     clusters: Iterable[int],
     threshold: float,

@@ -17,14 +17,14 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
-    """The folder of a model shipped inside the package; never touches the network."""
+def bundled_model_path() -> Path:
+    """The folder of the default model shipped inside the package; never touches the network."""
     for weights in _WEIGHTS_DIRS:
-        candidate = weights / name
+        candidate = weights / DEFAULT_MODEL
         if (candidate / "config.json").is_file():
             return candidate
     raise ModelNotFoundError(
-        f"bundled model {name!r} is not installed (looked in {', '.join(map(str, _WEIGHTS_DIRS))})"
+        f"bundled model {DEFAULT_MODEL!r} is not installed (looked in {', '.join(map(str, _WEIGHTS_DIRS))})"
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .binary import as_words, hamming_similarity
+from .binary import as_words, hamming_similarity, similarity_of_distances
 
 
 def is_codes(x: np.ndarray) -> bool:
@@ -107,7 +107,7 @@ def paired_similarity(a: np.ndarray, b: np.ndarray, bits: int | None = None) -> 
         raise TypeError("cannot compare binary codes with float vectors")
     if is_codes(a):
         differing = np.bitwise_count(as_words(a) ^ as_words(b)).sum(axis=1, dtype=np.int64)
-        return (1.0 - (2.0 / (bits or a.shape[1] * 8)) * differing).astype(np.float32)
+        return similarity_of_distances(differing, bits or a.shape[1] * 8)
     return _cosine_range(np.einsum("ij,ij->i", a, b))
 
 

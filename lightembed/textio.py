@@ -337,7 +337,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     what the stream writes (`open_output` and `write_npy` write such a path through the stream).
     """
     check_file_output(path)
-    if _is_special(path):
+    if is_special(path):
         yield Path(path)
         return
     target = Path(os.path.realpath(path))
@@ -360,7 +360,7 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
     """Raise FileError unless `path` can name a file to write: not a folder, in a folder that exists."""
     if not str(path):
         raise FileError("the output path is empty")
-    if _is_special(path):
+    if is_special(path):
         return
     if os.path.isdir(path) or str(path).endswith(("/", os.sep)):
         raise FileError(f"{path}: is a folder, expected a file to write")
@@ -369,7 +369,7 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
         raise FileError(f"{path}: cannot write here (no folder {parent})")
 
 
-def _is_special(path: str | os.PathLike[str]) -> bool:
+def is_special(path: str | os.PathLike[str]) -> bool:
     """Whether `path` exists and is something other than a regular file or a folder (a device, a pipe)."""
     return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
 
@@ -405,7 +405,7 @@ def write_npy(
         stream.flush()
         return _save_gathered(stream.buffer, blocks, width, dtype)
     with atomic_path(path) as temp:
-        if not count or _is_special(temp):
+        if not count or is_special(temp):
             with open(temp, "wb") as out:
                 return _save_gathered(out, blocks, width, dtype)
         out = np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=(count, width))

@@ -8,6 +8,8 @@ from itertools import chain
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
+from .config import ModelConfig
+
 # Characters kept per allowed token before tokenising: a 10 MB string costs no more than a paragraph
 # (a text whose cut part does not fill the token cap is cut again, longer, up to READ_CHARS_PER_TOKEN:
 # a text is read until the token cap or that many characters per allowed token, whichever comes first).
@@ -18,26 +20,19 @@ READ_CHARS_PER_TOKEN = 1024
 class TokenBatcher:
     """Turns a batch of strings into (flat token ids, tokens per text)."""
 
-    def __init__(
-        self,
-        tokenizer: Tokenizer,
-        max_length: int,
-        add_special_tokens: bool = False,
-        ignore_token_ids: Sequence[int] = (),
-        vocab_size: int | None = None,
-    ) -> None:
+    def __init__(self, tokenizer: Tokenizer, config: ModelConfig, max_length: int) -> None:
+        """Tokenise as `config` says, at most `max_length` tokens per text; sets `tokenizer`'s truncation."""
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.add_special_tokens = add_special_tokens
+        self.add_special_tokens = config.add_special_tokens
         self.max_chars = max_length * CHARS_PER_TOKEN
         self.read_chars = max_length * READ_CHARS_PER_TOKEN
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length)
         self._keep: np.ndarray | None = None
-        if ignore_token_ids:
-            size = vocab_size or tokenizer.get_vocab_size(with_added_tokens=True)
-            self._keep = np.ones(size, dtype=bool)
-            self._keep[list(ignore_token_ids)] = False
+        if config.ignore_token_ids:
+            self._keep = np.ones(config.vocab_size, dtype=bool)
+            self._keep[list(config.ignore_token_ids)] = False
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of all texts concatenated (int64) and the number of ids of each text."""
@@ -67,11 +62,6 @@ class TokenBatcher:
             # Lone surrogates cannot cross into Rust; replace them and try again.
             cut = [text.encode("utf-8", "replace").decode("utf-8") for text in cut]
             return self.tokenizer.encode_batch_fast(cut, add_special_tokens=self.add_special_tokens)
-
-    def token_ids(self, text: str) -> np.ndarray:
-        """The ids of one text (the same ids `encode` pools)."""
-        flat, _ = self.encode([text])
-        return flat
 
     def _drop_ignored(self, flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         keep = self._keep[flat]

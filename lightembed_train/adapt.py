@@ -41,6 +41,7 @@ from lightembed.config import ACTIVATIONS
 from lightembed.scoring import blocks, unit_rows
 from lightembed.transform import Transform
 
+from .activations import TORCH_ACTIVATIONS
 from .checks import finite_loss, require_counts, require_non_negative, require_positive
 from .device import resolve_device
 from .evaluation.retrieval import ndcg_at_k, top_k
@@ -112,11 +113,6 @@ class AdaptSettings:
 
 
 # --------------------------------------------------------------------------- the model
-_TORCH_ACTIVATIONS: dict[str, Callable[[], torch.nn.Module]] = {
-    "relu": torch.nn.ReLU,
-    "gelu": lambda: torch.nn.GELU(approximate="tanh"),  # the runtime's gelu
-    "tanh": torch.nn.Tanh,
-}
 
 
 class MatryoshkaAdaptor(torch.nn.Module):
@@ -137,15 +133,15 @@ class MatryoshkaAdaptor(torch.nn.Module):
         learn_rotation: bool = False,
     ) -> None:
         super().__init__()
-        if activation not in _TORCH_ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(_TORCH_ACTIVATIONS)}, got {activation!r}")
+        if activation not in TORCH_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(TORCH_ACTIVATIONS)}, got {activation!r}")
         self.activation = activation
         sizes = [width] + [hidden] * (layers - 1) + [width]
         modules: list[torch.nn.Module] = []
         for i in range(layers):
             modules.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
             if i < layers - 1:
-                modules.append(_TORCH_ACTIVATIONS[activation]())
+                modules.append(TORCH_ACTIVATIONS[activation]())
         self.mlp = torch.nn.Sequential(*modules)  # empty for layers=0: the rotation alone
         if layers:
             torch.nn.init.zeros_(self.mlp[-1].weight)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .datasets import (
     LabelledTexts,
+    ScoredPairs,
     read_banking77,
     read_labelled_pairs,
     read_scifact,
@@ -31,7 +32,7 @@ def _positives(texts1: list[str], texts2: list[str], scores: list[float], thresh
     return [(a, b) for a, b, score in zip(texts1, texts2, scores) if score >= threshold and a != b]
 
 
-def _scored(read: Callable[[Path], object], threshold: float) -> Callable[[Path], Pairs]:
+def _scored(read: Callable[[Path], ScoredPairs], threshold: float) -> Callable[[Path], Pairs]:
     def pairs(data: Path) -> Pairs:
         scored = read(data)
         return _positives(scored.texts1, scored.texts2, scored.scores, threshold)

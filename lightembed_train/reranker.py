@@ -46,6 +46,7 @@ from lightembed.pooling import mean_pool
 from lightembed.reranker import LiteScorer, document_windows, pad_ids, save_reranker, window_counts
 from lightembed.scoring import unit_rows
 
+from .activations import TORCH_ACTIVATIONS
 from .checks import finite_loss, require_counts, require_non_negative, require_positive, require_unit_interval
 from .device import resolve_device
 from .distill import versions
@@ -93,11 +94,8 @@ class RerankSettings:
         require_positive(self, ("learning_rate", "temperature"))
         require_non_negative(self, ("kl_weight", "label_weight"))
         require_unit_interval(self, ("ema_decay",))
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {self.activation!r}")
-
-
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": lambda: nn.GELU(approximate="tanh"), "tanh": nn.Tanh}
+        if self.activation not in TORCH_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(TORCH_ACTIVATIONS)}, got {self.activation!r}")
 
 
 def _mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
@@ -105,7 +103,7 @@ def _mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
     for i, (a, b) in enumerate(pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
-            layers.append(_ACTIVATIONS[activation]())
+            layers.append(TORCH_ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
 
@@ -114,8 +112,8 @@ class LiteModule(nn.Module):
 
     def __init__(self, codebook: np.ndarray, settings: RerankSettings) -> None:
         super().__init__()
-        if settings.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {settings.activation!r}")
+        if settings.activation not in TORCH_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(TORCH_ACTIVATIONS)}, got {settings.activation!r}")
         table = np.concatenate([np.asarray(codebook, dtype=np.float32), np.zeros((1, codebook.shape[1]), np.float32)])
         self.register_buffer("codebook", torch.from_numpy(table))
         self.settings = settings

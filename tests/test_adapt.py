@@ -208,6 +208,14 @@ def test_supervised_stage_learns_relevance_that_the_corpus_does_not_show() -> No
 
 
 # --------------------------------------------------------------------------- numpy inference
+def test_training_and_runtime_know_the_same_activations() -> None:
+    from lightembed.config import ACTIVATIONS
+    from lightembed.transform import ACTIVATION_FUNCTIONS
+    from lightembed_train.activations import TORCH_ACTIVATIONS
+
+    assert set(TORCH_ACTIVATIONS) == set(ACTIVATION_FUNCTIONS) == set(ACTIVATIONS) == {"relu", "gelu", "tanh"}
+
+
 @pytest.mark.parametrize("activation", ["relu", "gelu", "tanh"])
 def test_numpy_transform_equals_torch(activation: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(3)

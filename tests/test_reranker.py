@@ -238,8 +238,8 @@ def test_rerank_uses_the_learned_scorer(learned_dir: Path) -> None:
     by_index = {h.index: h.score for h in hits}
     # the tokenisation is capped at max_tokens before unknown words are dropped
     tokens = capped_tokens(model.parts, scorer.max_tokens)
-    assert len(tokens.token_ids(DOCS[4])) == 8 < len(ids(DOCS[4]))
-    doc_ids = [tokens.token_ids(d).tolist() for d in DOCS]
+    assert len(tokens.encode([DOCS[4]])[0]) == 8 < len(ids(DOCS[4]))
+    doc_ids = [tokens.encode([d])[0].tolist() for d in DOCS]
     assert [] in doc_ids  # a document with no tokens scores 0, as under MaxSim
     expected = [reference_score(scorer, codebook, ids(query), d) if d else 0.0 for d in doc_ids]
     np.testing.assert_allclose([by_index[i] for i in range(len(DOCS))], expected, rtol=1e-5, atol=1e-5)
