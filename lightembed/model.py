@@ -136,12 +136,16 @@ class LightEmbed:
         with bar:
             for block in self.iter_embed(texts, batch_size=batch_size):
                 if out is not None:  # a known count: each block goes straight into the result
+                    if filled + len(block) > total:
+                        raise ValueError(f"texts gave more items than its len() of {total} (changed while read?)")
                     out[filled : filled + len(block)] = block
                 else:
                     parts.append(block)
                 filled += len(block)
                 bar.update(len(block))
         if out is not None:
+            if filled != total:
+                raise ValueError(f"texts gave {filled} items but its len() is {total} (changed while read?)")
             return out
         return np.concatenate([np.zeros((0, self.output_width), dtype=self.output_dtype), *parts])
 

@@ -9,7 +9,9 @@ from itertools import pairwise
 import numpy as np
 
 from .checks import positive_int
+from .scoring import blocks
 
+LINK_BLOCK = 4096  # boundaries whose link is computed at once
 TIE_BREAK = 1e-3  # between links this close, the cut nearer the middle wins (uniform text: balanced chunks)
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*")
 
@@ -73,14 +75,23 @@ def semantic_split(
 
 
 def _link_similarity(vectors: np.ndarray, window: int) -> np.ndarray:
-    """Cosine between the mean of the `window` sentences before each boundary and after it."""
-    cumulative = np.vstack([np.zeros((1, vectors.shape[1]), dtype=np.float64), np.cumsum(vectors, axis=0)])
-    n = len(vectors)
-    b = np.arange(1, n)
-    left = cumulative[b] - cumulative[np.maximum(b - window, 0)]
-    right = cumulative[np.minimum(b + window, n)] - cumulative[b]
-    norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
-    return np.where(norms > 0, np.sum(left * right, axis=1) / np.maximum(norms, 1e-12), 1.0)
+    """Cosine between the mean of the `window` sentences before each boundary and after it.
+
+    Boundaries go `LINK_BLOCK` at a time, each block with running sums of only the rows it reads.
+    """
+    n, dim = vectors.shape
+    link = np.empty(max(n - 1, 0))
+    for start, stop in blocks(n - 1, LINK_BLOCK):
+        lo, hi = max(start + 1 - window, 0), min(stop + window, n)  # the rows this block's windows cover
+        running = np.zeros((hi - lo + 1, dim))
+        np.cumsum(vectors[lo:hi], axis=0, dtype=np.float64, out=running[1:])
+        b = np.arange(start + 1, stop + 1)
+        left = running[b - lo] - running[np.maximum(b - window, 0) - lo]
+        right = running[np.minimum(b + window, n) - lo] - running[b - lo]
+        norms = np.sqrt(np.einsum("ij,ij->i", left, left) * np.einsum("ij,ij->i", right, right))
+        dots = np.einsum("ij,ij->i", left, right)
+        link[start:stop] = np.where(norms > 0, dots / np.maximum(norms, 1e-12), 1.0)
+    return link
 
 
 def _balanced(link: np.ndarray, offsets: np.ndarray, total: int) -> np.ndarray:

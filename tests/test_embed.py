@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,30 @@ def test_generator_streamed_in_small_blocks_equals_one_block(tiny_dir: Path) -> 
     streamed = lightembed.load(tiny_dir, batch_size=2).embed(t for t in TEXTS)
     np.testing.assert_array_equal(streamed, one_block)
     np.testing.assert_array_equal(lightembed.load(tiny_dir).embed(iter(TEXTS), batch_size=2), one_block)
+
+
+class _MiscountedTexts(Sequence):
+    """A sequence whose len() is not the number of items it yields."""
+
+    def __init__(self, items: list[str], length: int) -> None:
+        self.items, self.length = items, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> str:
+        if i >= len(self.items):
+            raise IndexError(i)
+        return self.items[i]
+
+
+@pytest.mark.parametrize(("items", "length", "message"), [(2, 50, "gave 2 items but its len"), (90, 3, "more items")])
+def test_a_sequence_whose_len_is_wrong_is_refused(
+    tiny: lightembed.LightEmbed, items: int, length: int, message: str
+) -> None:
+    texts = _MiscountedTexts([TEXTS[i % len(TEXTS)] for i in range(items)], length)
+    with pytest.raises(ValueError, match=message):
+        tiny.embed(texts, batch_size=4)
 
 
 def test_iter_embed_yields_blocks_of_batch_size(tiny: lightembed.LightEmbed) -> None:

@@ -941,6 +941,28 @@ def test_split_links_compare_a_window_of_sentences_on_each_side() -> None:
     assert _link_similarity(vectors, 2)[1] == pytest.approx(1 / math.sqrt(2))  # (2, 0) against (1, 1)
 
 
+@pytest.mark.parametrize("window", [1, 3, 40])
+def test_split_links_are_computed_in_blocks_with_bounded_memory(monkeypatch: pytest.MonkeyPatch, window: int) -> None:
+    from lightembed import split
+
+    rng = np.random.default_rng(0)
+    vectors = unit_rows(rng.standard_normal((3000, 64))).astype(np.float32)
+    cumulative = np.vstack([np.zeros((1, 64)), np.cumsum(vectors, axis=0, dtype=np.float64)])
+    b = np.arange(1, 3000)
+    left = cumulative[b] - cumulative[np.maximum(b - window, 0)]
+    right = cumulative[np.minimum(b + window, 3000)] - cumulative[b]
+    expected = (left * right).sum(1) / (np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1))
+    monkeypatch.setattr(split, "LINK_BLOCK", 100)
+    tracemalloc.start()
+    try:
+        links = split._link_similarity(vectors, window)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(links, expected, rtol=1e-12, atol=1e-12)
+    assert peak < vectors.nbytes // 2, peak  # blocks of 100 boundaries, not float64 sums of every row
+
+
 def test_split_penalises_slivers() -> None:
     from lightembed.split import _balanced
 
