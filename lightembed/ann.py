@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .dedup import first_copies_of_hashes, greedy_from_pairs
+from .dedup import ANN_NEEDS_FLOATS, first_copies_of_hashes, greedy_from_pairs
 from .pairs import Pairs, Sweep, bounded_pairs, sweep
 from .scoring import at_least, blocks, is_codes, paired_similarity, similarity_matrix
 
@@ -56,7 +56,7 @@ def ann_matches(vectors: np.ndarray, threshold: float, *, neighbours: int = 32) 
 def _float_rows(vectors: np.ndarray) -> np.ndarray:
     """Contiguous float32 rows; packed binary codes are refused (an HNSW index of floats cannot hold them)."""
     if is_codes(np.asarray(vectors)):
-        raise ValueError("the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes")
+        raise ValueError(ANN_NEEDS_FLOATS)
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 

@@ -536,6 +536,8 @@ def _search_options(args: argparse.Namespace) -> SearchOptions:
     if given and args.mode in ("exact", "ann"):
         options = ", ".join(f"--{name}" for name in given)
         raise UsageError(f"{options}: options of the partitioned search, not of --mode {args.mode}")
+    if args.binary and args.mode == "ann":
+        raise UsageError("--mode ann compares float vectors, not --binary codes: use --mode partitioned or exact")
     return SearchOptions(mode=args.mode, **given)
 
 

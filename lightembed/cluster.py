@@ -134,12 +134,15 @@ def _lloyd(unit: np.ndarray, centers: np.ndarray, live: np.ndarray, max_iter: in
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         # A cluster whose members sum to zero keeps its centre.
         centers = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centers)
-        new_inertia = float(np.sum(1.0 - similarity, dtype=np.float64))
+        new_inertia = _inertia(similarity)
         if inertia - new_inertia <= tol * max(1.0, abs(new_inertia)) and not len(far):
             inertia = new_inertia
             break
         inertia = new_inertia
     labels, similarity, _ = _assign(unit, centers)
-    return ClusterResult(
-        labels, centers.astype(np.float32), float(np.sum(1.0 - similarity, dtype=np.float64)), iteration
-    )
+    return ClusterResult(labels, centers.astype(np.float32), _inertia(similarity), iteration)
+
+
+def _inertia(similarity: np.ndarray) -> float:
+    """The sum of 1 - cosine to the own centroid (a cosine that rounds above 1 counts as 1: never negative)."""
+    return float(np.sum(1.0 - np.minimum(similarity, 1.0), dtype=np.float64))

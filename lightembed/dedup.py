@@ -33,6 +33,7 @@ from .scoring import at_least, blocks, similarity_matrix
 DEFAULT_BLOCK_SIZE = 2048
 MODES = ("auto", "exact", "partitioned", "ann")
 EXACT_LIMIT = 50_000  # distinct items up to which `auto` compares all pairs
+ANN_NEEDS_FLOATS = "the 'ann' dedup mode takes float vectors; use mode 'partitioned' for binary codes"
 WAVE_ROUNDS = 64  # vectorised rounds of the greedy pass over pairs before it walks the rest item by item
 
 
@@ -94,7 +95,10 @@ class DedupResult:
     def rethreshold(self, threshold: float) -> DedupResult:
         """The same deduplication at another threshold, from the stored vectors (no re-embedding)."""
         if self._vectors is None:
-            raise ValueError("this result holds no vectors to re-threshold (it was computed elsewhere)")
+            raise ValueError(
+                "this result holds no vectors to re-threshold (it was computed by lightembed.dask or a CLI job): "
+                "deduplicate again at the new threshold"
+            )
         return deduplicate_vectors(
             self._vectors,
             threshold,
@@ -107,7 +111,10 @@ class DedupResult:
 
     def _items(self) -> Sequence[str]:
         if self.items is None:
-            raise ValueError("this result was computed from vectors; there are no texts to return")
+            raise ValueError(
+                "this result holds no texts (it was computed from vectors, by lightembed.dask or a CLI job): "
+                "index your items with result.kept, or use lightembed.dask.select_kept"
+            )
         return self.items
 
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .binary import hamming_topk, pack_signs, similarity_of_distances, unpack_signs
 from .checks import check_threshold, positive_int
 from .cluster import ClusterResult, spherical_kmeans
-from .dedup import DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, deduplicate_vectors, first_copies
+from .dedup import ANN_NEEDS_FLOATS, DEFAULT_BLOCK_SIZE, DedupResult, SearchOptions, deduplicate_vectors, first_copies
 from .errors import ModelFormatError
 from .folder import RERANKER_FILE, ModelParts, read_model
 from .parallel import ordered_map, share_size
@@ -253,6 +253,8 @@ class LightEmbed:
         """Cosine (or Hamming) similarity: a float for two single items, [len(b)] or [len(a)] for one single item and
         a list, else an array [len(a), len(b)]."""
         va, vb = self.vectors(a), self.vectors(b)
+        if is_codes(va) != is_codes(vb):
+            raise TypeError("cannot compare binary codes with float vectors")
         if va.shape[1] != vb.shape[1]:
             raise ValueError(f"cannot compare widths {va.shape[1]} and {vb.shape[1]}")
         sims = similarity_matrix(va, vb, self._bits_for(va))
@@ -324,6 +326,8 @@ class LightEmbed:
         threshold = check_threshold(threshold)
         search = SearchOptions(mode=mode, clusters=clusters, probes=probes, seed=seed)
         texts = _texts_or_none(items)
+        if texts is not None and self.binary and search.mode == "ann":
+            raise ValueError(ANN_NEEDS_FLOATS)  # before embedding, not after
         if texts is None:
             vectors = self.vectors(items)
             return deduplicate_vectors(
@@ -477,6 +481,8 @@ class SimilarityKey:
             self.cache.update(zip(missing, scores.tolist()))
 
     def __call__(self, text: str) -> float:
+        if not isinstance(text, str):
+            raise TypeError(f"a similarity key scores texts (str), got {type(text).__name__}")
         if text not in self.cache:
             self.prime([text])
         return self.cache[text]

@@ -41,6 +41,8 @@ def resolve_model(
     the form `owner/repo` is fetched from the Hugging Face Hub into its standard cache (only
     the model-folder files), or taken from that cache when offline.
     """
+    if name is not None and not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"the model name must be a str or a path (a folder, file or Hub id), got {type(name).__name__}")
     if name is not None and not str(name).strip():
         raise ModelNotFoundError("empty model name (give None or 'default' for the bundled model)")
     if revision is not None and not str(revision).strip():

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import lightembed
+from lightembed import LightEmbed
 from lightembed.cli import main
 
 LINES = [
@@ -484,6 +485,16 @@ def test_a_value_that_starts_with_a_dash_is_explained(cli, lines_file: Path) -> 
     message = "argument --threshold: expected one argument (if the value starts with '-', write --threshold=VALUE)"
     assert_error(cli("dedup", str(lines_file), "--threshold", "-1e-3"), message)  # "-.5" is taken as a value
     assert cli("dedup", str(lines_file), "--threshold=-1e-3")[0] == 0
+
+
+def test_ann_mode_with_binary_codes_is_refused_before_embedding(
+    cli, lines_file: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(LightEmbed, "embed", lambda *a, **k: pytest.fail("embedded before refusing"))
+    monkeypatch.setattr(LightEmbed, "iter_embed", lambda *a, **k: pytest.fail("embedded before refusing"))
+    assert_error(cli("dedup", str(lines_file), "--mode", "ann", "--binary"), "--mode ann compares float vectors")
+    with pytest.raises(ValueError, match="'ann' dedup mode takes float vectors"):
+        lightembed.load(tiny_dir, binary=True).deduplicate(["a", "b"], mode="ann")
 
 
 def test_partitioned_options_are_refused_with_other_modes(cli, lines_file: Path) -> None:

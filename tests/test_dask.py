@@ -47,6 +47,10 @@ def test_dask_dedup_equals_the_single_machine_result(client, tiny_dir: Path) -> 
     kept = led.select_kept(frame, again).compute()
     assert kept["id"].tolist() == local.kept.tolist() and kept["body"].tolist() == local.kept_items
     assert led.select_kept(bag, result).compute() == local.kept_items
+    with pytest.raises(ValueError, match="holds no texts .* use lightembed.dask.select_kept"):
+        _ = result.kept_items
+    with pytest.raises(ValueError, match="no vectors to re-threshold"):
+        result.rethreshold(0.8)
 
 
 def test_dask_dedup_with_a_small_pair_budget_searches_again_to_the_same_result(

@@ -158,6 +158,9 @@ def test_empty_or_blank_revision_is_refused_up_front(hub_cache: Path, revision: 
 def test_empty_name_and_non_bool_binary(tiny_dir: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="empty model name"):
         lightembed.load("")
+    for bad in (123, ["a"]):
+        with pytest.raises(TypeError, match="the model name must be a str or a path"):
+            lightembed.load(bad)
     with pytest.raises(ValueError, match="binary must be True or False"):
         lightembed.load(tiny_dir, binary="no")
 
