@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,12 +214,10 @@ def write_model(
     card: str | None = None,
     reranker: Path | None = None,
 ) -> Path:
-    """Write a lightembed model folder and check that it reads back.
+    """Write a lightembed model folder and check that it reads back (through `staged_model_folder`).
 
     `reranker` is a `reranker.safetensors` to copy in (needed when `config.reranker`; without it
-    an old one in `folder` is removed). The files are written to a staging folder beside `folder`
-    and checked there; only then do they replace the files of `folder`, the config last, so an
-    interrupted write never mixes old and new files.
+    an old one in `folder` is removed).
     """
     folder = Path(folder)
     if not isinstance(config, ModelConfig):
@@ -226,31 +226,7 @@ def write_model(
         raise TypeError(f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
     if config.reranker and reranker is None:
         raise ValueError("config.reranker is set: pass the reranker file to copy in")
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        _write_staged(folder, config, embeddings, tokenizer, extra_tensors, card, reranker)
-    except BaseException:
-        if created:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    if not config.reranker:
-        (folder / RERANKER_FILE).unlink(missing_ok=True)  # a scorer of the files just replaced
-    return folder
-
-
-def _write_staged(
-    folder: Path,
-    config: ModelConfig,
-    embeddings: np.ndarray,
-    tokenizer: Tokenizer,
-    extra_tensors: dict[str, np.ndarray] | None,
-    card: str | None,
-    reranker: Path | None,
-) -> None:
-    """Write the files to a staging folder beside `folder`, check they read back, then move them in."""
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as staging_name:
-        staging = Path(staging_name)
+    with staged_model_folder(folder) as staging:
         tensors = {"embeddings": np.ascontiguousarray(embeddings)}
         for name, value in (extra_tensors or {}).items():
             tensors[name] = np.ascontiguousarray(value)
@@ -261,13 +237,36 @@ def _write_staged(
             (staging / CARD_FILE).write_text(card, encoding="utf-8")
         if config.reranker:
             shutil.copyfile(reranker, staging / RERANKER_FILE)
-        try:
-            read_model(staging)
-        except ModelFormatError as exc:
-            raise ModelFormatError(str(exc).replace(str(staging), str(folder))) from None
-        for name in (WEIGHTS_FILE, TOKENIZER_FILE, RERANKER_FILE, CARD_FILE, CONFIG_FILE):
-            if (staging / name).is_file():
-                os.replace(staging / name, folder / name)
+    if not config.reranker:
+        (folder / RERANKER_FILE).unlink(missing_ok=True)  # a scorer of the files just replaced
+    return folder
+
+
+@contextmanager
+def staged_model_folder(folder: Path) -> Iterator[Path]:
+    """A staging folder beside `folder` to write a model folder's files into.
+
+    When the block ends without an error, the staged folder must read back as a model; only then
+    do its files replace those of `folder`, the config last, so an interrupted write never mixes
+    old and new files. On an error `folder` is left as it was (and removed if this made it).
+    """
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as staging_name:
+            staging = Path(staging_name)
+            yield staging
+            try:
+                read_model(staging)
+            except ModelFormatError as exc:
+                raise ModelFormatError(str(exc).replace(str(staging), str(folder))) from None
+            for name in (WEIGHTS_FILE, TOKENIZER_FILE, RERANKER_FILE, CARD_FILE, CONFIG_FILE):
+                if (staging / name).is_file():
+                    os.replace(staging / name, folder / name)
+    except BaseException:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _expected_keys(config: ModelConfig) -> set[str]:

@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
 
 import lightembed
 from lightembed import LightEmbed, Transform, write_model
 from lightembed.config import AdaptorConfig
-from lightembed.folder import WEIGHTS_FILE
 from lightembed.pooling import mean_pool
 from lightembed.scoring import blocks
 
@@ -40,6 +38,7 @@ from .adapt import (
     train_adaptor,
 )
 from .checks import numbered_lines, read_npy
+from .codebook import base_tensors
 from .distill import versions
 
 logger = logging.getLogger(__name__)
@@ -228,7 +227,9 @@ def write_adapted_model(
     check_adaptable(model)
     parts = model.parts
     transform = result.stage_transform(stage or result.stages[-1].name)
-    tensors = _base_tensors(model)
+    tensors = base_tensors(model)
+    tensors.pop("projection.weight", None)  # folded into the transform below
+    tensors.pop("projection.bias", None)
     if parts.transform.projection is not None:  # the adaptor was trained on the projected vectors
         weight, bias = parts.transform.projection
         if transform.projection is not None:
@@ -259,18 +260,6 @@ def write_adapted_model(
     return write_model(
         out_folder, config, embeddings, parts.tokenizer, tensors, card=card, reranker=parts.reranker_path
     )
-
-
-def _base_tensors(model: LightEmbed) -> dict[str, np.ndarray]:
-    """The codebook tensors of the base as stored (an int8 codebook stays int8), without its projection."""
-    parts = model.parts
-    if model.config.source == "lightembed":
-        with safe_open(str(parts.path / WEIGHTS_FILE), framework="numpy") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-        tensors.pop("projection.weight", None)
-        tensors.pop("projection.bias", None)
-        return tensors
-    return {"embeddings": np.asarray(parts.embeddings)}
 
 
 def adapt_model(

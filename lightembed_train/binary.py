@@ -35,15 +35,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file
 from tqdm.auto import tqdm
 
 import lightembed
 from lightembed import ModelConfig, write_model
-from lightembed.folder import CARD_FILE, WEIGHTS_FILE
+from lightembed.folder import CARD_FILE
 from lightembed.scoring import unit_rows
 
 from .checks import finite_loss, require_counts, require_non_negative, require_positive, require_unit_interval
+from .codebook import base_tensors
 from .datasets import ScoredPairs
 from .device import resolve_device
 from .distill import DTYPES, describe_corpus, storage_note, stored_codebook, versions
@@ -464,7 +464,7 @@ def train_binary_model(
         progress=progress,
     )
 
-    base_tensors = load_file(str(model.path / WEIGHTS_FILE))
+    stored = base_tensors(model)
     provenance: dict[str, Any] = {
         "method": "binary",
         "base": str(model.path),
@@ -489,13 +489,13 @@ def train_binary_model(
     config = dataclasses.replace(model.config, binary_codebook=True, provenance=provenance, metrics={})
     base_card = model.path / CARD_FILE
     card = binary_card(config, base_card.read_text(encoding="utf-8") if base_card.is_file() else None)
-    extra = {k: v for k, v in base_tensors.items() if k not in ("embeddings", "binary_embeddings")}
+    extra = {k: v for k, v in stored.items() if k not in ("embeddings", "binary_embeddings")}
     extra.pop("binary_embeddings_scale", None)
     extra.update(binary_stored(result.table, dtype))
     folder = write_model(
         out_folder,
         config,
-        base_tensors["embeddings"],
+        stored["embeddings"],
         model.parts.tokenizer,
         extra,
         card=card,
@@ -590,6 +590,15 @@ similarity. Bits are ordered by importance: `dim=m` keeps the first m bits (trai
 
 {corpus}
 """
-    if base_card:
-        text += "\n## The float model's card\n\n" + base_card.replace("\n#", "\n##").removeprefix("# ")
+    if base_card:  # a base with trained codes already holds the float model's card: that one, not its own
+        float_card = base_card.split(FLOAT_CARD, 1)[1] if FLOAT_CARD in base_card else _demoted(base_card)
+        text += FLOAT_CARD + float_card
     return text
+
+
+FLOAT_CARD = "\n## The float model's card\n\n"
+
+
+def _demoted(card: str) -> str:
+    """A card's headings one level deeper, its title as a plain line."""
+    return card.replace("\n#", "\n##").removeprefix("# ")

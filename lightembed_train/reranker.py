@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import json
 import logging
+import re
 import shutil
 import sys
 import time
@@ -40,7 +41,14 @@ from tqdm.auto import tqdm
 
 import lightembed
 from lightembed import LightEmbed
-from lightembed.folder import CARD_FILE, CONFIG_FILE, FOLDER_FILES, RERANKER_FILE, read_model
+from lightembed.folder import (
+    CARD_FILE,
+    CONFIG_FILE,
+    RERANKER_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    staged_model_folder,
+)
 from lightembed.model import capped_tokens
 from lightembed.pooling import mean_pool
 from lightembed.reranker import LiteScorer, document_windows, pad_ids, save_reranker, window_counts
@@ -463,25 +471,31 @@ def _same_vocabulary_codebook(model: LightEmbed, folder: str | Path) -> np.ndarr
 
 
 def write_reranker_folder(model: LightEmbed, out_folder: str | Path, scorer: LiteScorer, provenance: dict) -> Path:
-    """Copy the model's folder to `out_folder` with the scorer added, and check that it loads."""
+    """The model's folder with the scorer added, written to `out_folder` through a staging folder that must load.
+
+    The card is the model's own (any earlier reranker section replaced), so it never describes
+    files that `out_folder` held before.
+    """
     out = Path(out_folder)
     source = model.path
-    if out.resolve() != source.resolve():
-        out.mkdir(parents=True, exist_ok=True)
-        for name in FOLDER_FILES:
-            if (source / name).is_file() and name not in (RERANKER_FILE, CONFIG_FILE):
-                shutil.copyfile(source / name, out / name)
-    save_reranker(out / RERANKER_FILE, scorer, model.config.dim)
-    config = dataclasses.replace(
-        model.config, reranker=True, provenance={**model.config.provenance, "reranker": provenance}
-    )
-    (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-    card = out / CARD_FILE
-    if card.is_file():
-        text = card.read_text(encoding="utf-8").split("\n## Learned reranker\n")[0].rstrip("\n")
-        card.write_text(text + "\n\n" + reranker_card(scorer, provenance), encoding="utf-8")
-    read_model(out)
+    with staged_model_folder(out) as staging:
+        for name in (WEIGHTS_FILE, TOKENIZER_FILE):
+            shutil.copyfile(source / name, staging / name)
+        save_reranker(staging / RERANKER_FILE, scorer, model.config.dim)
+        config = dataclasses.replace(
+            model.config, reranker=True, provenance={**model.config.provenance, "reranker": provenance}
+        )
+        (staging / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+        card = source / CARD_FILE
+        base_card = RERANKER_SECTION.split(card.read_text(encoding="utf-8"))[0].rstrip("\n") if card.is_file() else ""
+        (staging / CARD_FILE).write_text(
+            (base_card + "\n\n" if base_card else "") + reranker_card(scorer, provenance), encoding="utf-8"
+        )
     return out
+
+
+# Where a card's reranker section starts (one level deeper once a `binary` card wraps the float model's card).
+RERANKER_SECTION = re.compile(r"(?:\A|\n)##+ Learned reranker\n")
 
 
 def reranker_card(scorer: LiteScorer, p: dict[str, Any]) -> str:

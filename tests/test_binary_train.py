@@ -251,6 +251,35 @@ def test_binary_codes_for_a_model_with_a_reranker_keep_it(tmp_path: Path) -> Non
     assert model.rerank("the cat", ["a cat sat", "piano"]) == original.rerank("the cat", ["a cat sat", "piano"])
 
 
+@pytest.mark.parametrize(("weights", "int8"), [(True, False), (False, True)])
+def test_binary_codes_for_a_model2vec_folder(tmp_path: Path, weights: bool, int8: bool) -> None:
+    """Token weights and an int8 codebook without a scale are written as the reader sees them."""
+    from test_folder import write_model2vec
+
+    base = write_model2vec(tmp_path / "m2v", weights=weights, mapping=False, int8=int8)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(random_texts(100, 3)) + "\n", encoding="utf-8")
+    settings = BinarySettings(bits=16, prefixes=(16,), epochs=1, batch_size=32)
+    out = train_binary_model(base, [corpus], tmp_path / "binary", settings=settings, progress=False)
+    texts = random_texts(20, 4)
+    np.testing.assert_array_equal(lightembed.load(out).embed(texts), lightembed.load(base).embed(texts))
+    assert lightembed.load(out, binary=True).embed(texts).shape == (20, 2)
+
+
+def test_binary_codes_trained_again_keep_one_float_model_card(tmp_path: Path) -> None:
+    base = write_tiny_model(tmp_path / "model", dim=8, matryoshka_dims=(4,))
+    (base / "README.md").write_text("# the float model\n\n## How it was made\n\nBy hand.\n", encoding="utf-8")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(random_texts(100, 3)) + "\n", encoding="utf-8")
+    for bits in (16, 8):  # in place, twice
+        settings = BinarySettings(bits=bits, prefixes=(bits,), epochs=1, batch_size=32)
+        train_binary_model(base, [corpus], base, settings=settings, progress=False)
+    card = (base / "README.md").read_text(encoding="utf-8")
+    assert card.count("trained binary codes") == 1 and card.count("## The float model's card") == 1
+    assert "[34, 8]" in card and "[34, 16]" not in card
+    assert card.endswith("## The float model's card\n\nthe float model\n\n### How it was made\n\nBy hand.\n")
+
+
 def test_exported_folder_round_trip(trained_folder: tuple[Path, Path]) -> None:
     base, out = trained_folder
     float_model, model = lightembed.load(base), lightembed.load(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tiny import WORDS, tiny_codebook, tiny_tokenizer
+from tiny import WORDS, random_scorer, tiny_codebook, tiny_tokenizer, write_tiny_model
 
 import lightembed
 from lightembed.config import ModelConfig
@@ -250,7 +251,8 @@ def test_cli_trains_and_writes_a_folder(
     tmp_path: Path, tiny_dir: Path, tiny_teacher: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = write_train_data(tmp_path / "data")
-    out = tmp_path / "ranked"
+    out = write_tiny_model(tmp_path / "ranked", dim=8)  # another model was there: its files and card go
+    (out / "README.md").write_text("# a stale card of another model\n", encoding="utf-8")
     args = ["-q", "reranker", "--base", str(tiny_dir), "--out", str(out), "--data", str(data)]
     args += ["--teacher", str(tiny_teacher), "--cache", str(tmp_path / "cache"), "--device", "cpu", "--epochs", "2"]
     args += ["--query-length", "4", "--doc-length", "6", "--max-windows", "2", "--projection-dim", "8", "--pooled"]
@@ -269,6 +271,35 @@ def test_cli_trains_and_writes_a_folder(
     np.testing.assert_array_equal(model.embed(["a cat sat"]), lightembed.load(tiny_dir).embed(["a cat sat"]))
     assert list((tmp_path / "cache").glob("teacher-*.npy"))
     assert json.loads((out / "config.json").read_text())["reranker"] is True
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "stale card" not in card and card.count("Learned reranker") == 1
+
+    again = ["-q", "reranker", "--base", str(out), "--out", str(out), "--data", str(data), "--epochs", "1"]
+    again += ["--teacher", str(tiny_teacher), "--cache", str(tmp_path / "cache"), "--device", "cpu"]
+    again += ["--query-length", "4", "--doc-length", "6", "--max-windows", "2", "--projection-dim", "4", "--pooled"]
+    assert train_main(again) == 0  # in place: the earlier scorer's section is replaced, not stacked
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert card.count("Learned reranker") == 1 and "projected to 4 dims" in card
+
+
+def test_an_interrupted_reranker_write_leaves_the_folder_as_it_was(
+    tmp_path: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightembed_train import reranker as reranker_module
+
+    out = write_tiny_model(tmp_path / "out", dim=8)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    copy = shutil.copyfile
+
+    def interrupted_after_one_copy(source: Path, target: Path) -> None:
+        copy(source, target)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reranker_module.shutil, "copyfile", interrupted_after_one_copy)
+    with pytest.raises(KeyboardInterrupt):
+        reranker_module.write_reranker_folder(lightembed.load(tiny_dir), out, random_scorer(dim=16), {})
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert lightembed.load(out).config.dim == 8
 
 
 def test_cli_reports_a_missing_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
