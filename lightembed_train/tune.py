@@ -56,6 +56,9 @@ class TuneSettings:
     temperature: float = 0.05
     pair_batch_size: int = 256
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dims", tuple(sorted(set(self.dims))))  # each prefix size once, in order
+
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         if not self.dims:
@@ -295,7 +298,7 @@ def _pair_loss(weight: torch.Tensor, pairs: PairTokens, rows: np.ndarray, settin
 def check_dims(dims: Sequence[int], width: int) -> None:
     """Matryoshka prefix sizes must lie in [1, width]."""
     if max(dims) > width or min(dims) < 1:
-        raise ValueError(f"prefix sizes {tuple(dims)} must lie in [1, {width}]")
+        raise ValueError(f"prefix sizes {tuple(dims)} (--dims) must lie in [1, {width}], the model's width")
 
 
 def check_base(model: LightEmbed, command: str = "tune") -> None:
@@ -335,6 +338,11 @@ def tune_model(
     check_base(model)
     check_dims(settings.dims, model.config.dim)  # before the teacher's pass, the slow part
     texts = corpus_sample(corpus_files, max_texts, settings.seed)
+    if len(texts) <= model.config.dim:  # fewer would leave principal components, and so columns, empty
+        raise ValueError(
+            f"tune needs more distinct corpus texts than the model's {model.config.dim} dims, got {len(texts)}: "
+            "give more text (or a larger --max-texts)"
+        )
     teacher = Teacher(teacher_path, device=device)
     teacher_started = time.perf_counter()
     vectors = teacher_embeddings(teacher, texts, cache_dir, progress=progress)
@@ -370,7 +378,13 @@ def tune_model(
     if model.config.reranker or model.config.binary_codebook:
         logger.info("the base model's reranker and binary codebook fit the old codebook: the tuned model has neither")
     config = dataclasses.replace(
-        model.config, reranker=False, binary_codebook=False, token_weights=False, provenance=provenance, metrics={}
+        model.config,
+        matryoshka_dims=settings.dims,
+        reranker=False,
+        binary_codebook=False,
+        token_weights=False,
+        provenance=provenance,
+        metrics={},
     )
     folder = write_model(out_folder, config, table, model.parts.tokenizer, extra, card=tune_card(config))
     logger.info("wrote %s (best epoch %d of %d)", folder, result.best_epoch, settings.epochs)

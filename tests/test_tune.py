@@ -16,6 +16,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("scipy")
 
 from tiny import WORDS, add_reranker, tiny_codebook
+from tiny_teacher import WORDS as TEACHER_WORDS
 
 import lightembed
 from lightembed.scoring import unit_rows
@@ -148,23 +149,35 @@ def test_tune_rejects_mismatched_inputs(tiny: lightembed.LightEmbed) -> None:
 
 
 @pytest.fixture(scope="module")
+def tune_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 distinct texts in the tiny teacher's words: more than the base model's 8 dims."""
+    rng = np.random.default_rng(0)
+    words = [w for w in TEACHER_WORDS if w.isalpha()]
+    texts = dict.fromkeys(" ".join(rng.choice(words, 5)) for _ in range(40))
+    path = tmp_path_factory.mktemp("tune-corpus") / "corpus.txt"
+    path.write_text("\n".join(list(texts)[:24]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
 def base_model(tiny_teacher: Path, corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("base") / "model"
     return distill(tiny_teacher, out, dim=8, corpus_files=[corpus], progress=False)
 
 
 def test_tune_model_end_to_end_and_cache(
-    base_model: Path, tiny_teacher: Path, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    base_model: Path, tiny_teacher: Path, tune_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dev = [("toy", ScoredPairs(["the cat sat", "a dog"], ["the cat", "bake bread"], [5.0, 0.0]))]
     settings = TuneSettings(dims=(4, 8), epochs=2, batch_size=2)
     kwargs = {"teacher_path": tiny_teacher, "dev": dev, "settings": settings, "cache_dir": tmp_path / "cache"}
-    out = tune_model(base_model, [corpus], tmp_path / "tuned", progress=False, command="test tune", **kwargs)
+    out = tune_model(base_model, [tune_corpus], tmp_path / "tuned", progress=False, command="test tune", **kwargs)
     model = lightembed.load(out)
     assert model.dim == 8 and model.parts.embeddings.dtype == np.float16
     provenance = model.config.provenance
     assert provenance["method"] == "tune" and provenance["command"] == "test tune"
-    assert provenance["corpus_texts_used"] == 3 and len(provenance["history"]) == 3
+    assert provenance["corpus_texts_used"] == 24 and len(provenance["history"]) == 3
+    assert model.config.matryoshka_dims == (4, 8)  # the prefixes it was tuned at
     assert 0 <= provenance["best_epoch"] <= 2 and "toy@4" in provenance["history"][0]
     json.loads((out / "config.json").read_text())  # strict JSON: no NaN for the start's loss
     assert "test tune" in (out / "README.md").read_text()
@@ -177,17 +190,19 @@ def test_tune_model_end_to_end_and_cache(
         raise AssertionError("the cached teacher vectors should be used")
 
     monkeypatch.setattr(targets_module.Teacher, "encode", no_teacher)
-    again = tune_model(base_model, [corpus], tmp_path / "again", progress=False, **kwargs)
+    again = tune_model(base_model, [tune_corpus], tmp_path / "again", progress=False, **kwargs)
     np.testing.assert_array_equal(lightembed.load(again).parts.embeddings, model.parts.embeddings)
 
 
 def test_tuning_a_model_with_a_reranker_drops_it(
-    base_model: Path, tiny_teacher: Path, corpus: Path, tmp_path: Path
+    base_model: Path, tiny_teacher: Path, tune_corpus: Path, tmp_path: Path
 ) -> None:
     base = shutil.copytree(base_model, tmp_path / "base")
     add_reranker(base, dim=8)
     settings = TuneSettings(dims=(4, 8), epochs=1, batch_size=2)
-    out = tune_model(base, [corpus], tmp_path / "tuned", teacher_path=tiny_teacher, settings=settings, progress=False)
+    out = tune_model(
+        base, [tune_corpus], tmp_path / "tuned", teacher_path=tiny_teacher, settings=settings, progress=False
+    )
     assert not lightembed.load(out).config.reranker and not (out / "reranker.safetensors").exists()
 
 
@@ -197,7 +212,8 @@ def test_tuning_a_model_with_a_reranker_drops_it(
         (TuneSettings(batch_size=-5), "batch_size"),
         (TuneSettings(epochs=-1), "epochs"),
         (TuneSettings(learning_rate=float("nan")), "learning_rate"),
-        (TuneSettings(dims=(4, 99)), r"prefix sizes \(4, 99\) must lie in \[1, 8\]"),
+        (TuneSettings(dims=(4, 99)), r"prefix sizes \(4, 99\) \(--dims\) must lie in \[1, 8\]"),
+        (TuneSettings(dims=(4, 8)), "more distinct corpus texts than the model's 8 dims, got 3"),
     ],
 )
 def test_tune_checks_settings_before_the_teacher(
@@ -220,12 +236,12 @@ def test_tune_needs_texts_with_known_tokens(tiny: lightembed.LightEmbed) -> None
         tune_codebook(table, tokens, np.zeros((2, 16), np.float32), [], TuneSettings(dims=(8,)), progress=False)
 
 
-def test_cli_tune(base_model: Path, tiny_teacher: Path, corpus: Path, tmp_path: Path, capsys) -> None:
+def test_cli_tune(base_model: Path, tiny_teacher: Path, tune_corpus: Path, tmp_path: Path, capsys) -> None:
     from lightembed_train.cli import main
 
     out = tmp_path / "cli"
-    common = ["-q", "tune", "--base", str(base_model), "--teacher", str(tiny_teacher), "--corpus", str(corpus)]
-    assert main([*common, "--out", str(out), "--no-dev", "--dims", "4,8", "--epochs", "1", "--dtype", "int8"]) == 0
+    common = ["-q", "tune", "--base", str(base_model), "--teacher", str(tiny_teacher), "--corpus", str(tune_corpus)]
+    assert main([*common, "--out", str(out), "--no-dev", "--dims", "8,4,8", "--epochs", "1", "--dtype", "int8"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     config = json.loads((out / "config.json").read_text())
     assert config["provenance"]["settings"]["dims"] == [4, 8] and config["provenance"]["best_epoch"] == 1
