@@ -250,6 +250,7 @@ def staged_model_folder(folder: Path) -> Iterator[Path]:
     do its files replace those of `folder`, the config last, so an interrupted write never mixes
     old and new files. On an error `folder` is left as it was (and removed if this made it).
     """
+    check_model_target(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -267,6 +268,24 @@ def staged_model_folder(folder: Path) -> Iterator[Path]:
         if created:
             shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def check_model_target(folder: Path) -> None:
+    """Raise ValueError unless `folder` may receive a model: new, empty, or a lightembed model folder (whose files are
+    replaced). Another kind of folder, such as a Hugging Face model's, is never written over."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder}: exists and is not a folder; a model is a folder")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict) or config.get("format") != "lightembed":
+        raise ValueError(
+            f"{folder}: exists and is not a lightembed model folder; give a new or empty folder "
+            "(or a lightembed model folder, whose files are replaced)"
+        )
 
 
 def _expected_keys(config: ModelConfig) -> set[str]:

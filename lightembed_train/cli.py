@@ -524,7 +524,7 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
 
     from .datasets import data_dir
     from .rerank_data import rerank_data
-    from .reranker import RerankSettings, train_model_reranker
+    from .reranker import RerankSettings, train_model_reranker, training_codebook_of
 
     data = data_dir() if args.data is None else Path(args.data)
     if not data.is_dir():
@@ -539,6 +539,7 @@ def _run_reranker(args: argparse.Namespace, command: str) -> int:
             f"--query-length {settings.query_length} is longer than the base model reads "
             f"({base.config.max_length} tokens)"
         )
+    training_codebook_of(base, settings, args.pooled_from)  # checks the base and --pooled-from before the data
     triples = rerank_data(data, base, seed=args.seed)
     folder = train_model_reranker(
         args.base,
@@ -562,8 +563,10 @@ def _check_early(args: argparse.Namespace, *, folder: bool) -> None:
 
     check_outputs(args, folder=folder)
     cache = getattr(args, "cache", None)
-    if cache is not None and Path(cache).exists() and not Path(cache).is_dir():
-        raise ValueError(f"--cache {cache}: is a file, expected a folder for the teacher's embeddings")
+    if cache is not None:
+        existing = next(p for p in (Path(cache), *Path(cache).absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"--cache {cache}: {existing} is a file, expected a folder for the teacher's embeddings")
     resolve_device(args.device)
 
 

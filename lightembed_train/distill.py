@@ -378,10 +378,28 @@ def describe_corpus(path: Path) -> dict[str, Any]:
     meta_path = path.with_name(path.name + ".meta.json")
     if meta_path.is_file():
         try:
-            info["meta"] = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             logger.warning("%s: ignoring unreadable corpus metadata (%s)", meta_path, exc)
+        else:
+            if _is_corpus_meta(meta):
+                info["meta"] = meta
+            else:
+                logger.warning(
+                    "%s: ignoring corpus metadata that is not an object with a 'command' string and 'sources' "
+                    "objects (as benchmarks/make_frequency_corpus.py writes)",
+                    meta_path,
+                )
     return info
+
+
+def _is_corpus_meta(meta: object) -> bool:
+    """Whether a sidecar holds what the model card reads: an object, its command a string, its sources objects."""
+    if not isinstance(meta, dict):
+        return False
+    sources = meta.get("sources", [])
+    command = meta.get("command")
+    return isinstance(sources, list) and all(isinstance(s, dict) for s in sources) and isinstance(command, str | None)
 
 
 def versions() -> dict[str, str]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lightembed.folder import CONFIG_FILE
+from lightembed.folder import check_model_target
 
 OUTPUT_OPTIONS = ("out", "transform", "report", "plot")  # the options that name files or folders to write
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -26,7 +26,7 @@ def check_outputs(args: argparse.Namespace, *, folder: bool) -> None:
     for name, path in outputs.items():
         _check_path(path, folder=folder and name == "out")
     if folder and "out" in outputs:
-        _check_model_folder(outputs["out"])
+        check_model_target(outputs["out"])
     plot = outputs.get("plot")
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise ValueError(f"--plot {plot}: give a {', '.join(PLOT_SUFFIXES)} file")
@@ -56,21 +56,6 @@ def _check_path(target: Path, *, folder: bool) -> None:
     parent = next((p for p in target.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise ValueError(f"{target}: {parent} is a file, so nothing can be written under it")
-
-
-def _check_model_folder(target: Path) -> None:
-    """A folder with files in it is replaced only when it is a lightembed model folder."""
-    if not target.is_dir() or not any(target.iterdir()):
-        return
-    try:
-        config = json.loads((target / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = None
-    if not isinstance(config, dict) or config.get("format") != "lightembed":
-        raise ValueError(
-            f"{target}: exists and is not a lightembed model folder; give a new or empty folder "
-            "(or a lightembed model folder, whose files are replaced)"
-        )
 
 
 def _input_files(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:

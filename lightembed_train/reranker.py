@@ -423,11 +423,7 @@ def train_model_reranker(
     settings.check()
     started = time.perf_counter()
     model = lightembed.load(base)
-    if model.config.source != "lightembed":
-        raise ValueError(f"{model.path}: a reranker can only be added to a lightembed model folder")
-    if pooled_from is not None and not settings.pooled:
-        raise ValueError("pooled_from needs a scorer with the pooled cosine input (settings.pooled)")
-    training_codebook = None if pooled_from is None else _same_vocabulary_codebook(model, pooled_from)
+    training_codebook = training_codebook_of(model, settings, pooled_from)
     texts = data.texts()
     index = {text: i for i, text in enumerate(texts)}
     teacher = Teacher(teacher_path, device=device)
@@ -458,9 +454,20 @@ def train_model_reranker(
     return write_reranker_folder(model, out_folder, result.scorer, provenance)
 
 
-def _same_vocabulary_codebook(model: LightEmbed, folder: str | Path) -> np.ndarray:
-    """The codebook of the model folder `folder`, checked to have `model`'s vocabulary size."""
-    other = lightembed.load(folder)
+def training_codebook_of(
+    model: LightEmbed, settings: RerankSettings, pooled_from: str | Path | None
+) -> np.ndarray | None:
+    """The codebook whose pooled cosines the training triples use (None: the model's own), after checking that a
+    reranker can be added to `model` (a lightembed folder) and that `pooled_from` fits it."""
+    if model.config.source != "lightembed":
+        raise ValueError(f"{model.path}: a reranker can only be added to a lightembed model folder")
+    if pooled_from is None:
+        return None
+    if not settings.pooled:
+        raise ValueError(
+            "pooled_from (--pooled-from) needs the scorer's pooled cosine input (settings.pooled, --pooled)"
+        )
+    other = lightembed.load(pooled_from)
     codebook = np.asarray(other.parts.embeddings, dtype=np.float32)
     if len(codebook) != len(model.parts.embeddings):
         raise ValueError(

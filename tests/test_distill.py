@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from lightembed import ModelConfig
 from lightembed.folder import read_model
 from lightembed_train.distill import (
     DTYPES,
@@ -307,3 +308,30 @@ def test_distill_refuses_a_corpus_without_tokens(tiny_teacher: Path, tmp_path: P
     with pytest.raises(ValueError, match="hold no tokens"):
         distill(tiny_teacher, tmp_path / "model", dim=8, corpus_files=[empty], progress=False)
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("meta", ["[1, 2]", '{"sources": "abc"}', '{"command": 5}', "{bad json"])
+def test_corpus_metadata_of_the_wrong_shape_is_ignored_with_a_warning(
+    tmp_path: Path, meta: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lightembed_train.distill import describe_corpus, model_card
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat\n", encoding="utf-8")
+    (tmp_path / "corpus.txt.meta.json").write_text(meta, encoding="utf-8")
+    info = describe_corpus(corpus)
+    assert "meta" not in info and info["lines"] == 1
+    assert "ignoring" in caplog.text
+    config = ModelConfig(dim=4, vocab_size=10, provenance={"corpus_files": [info]})
+    assert "corpus.txt" in model_card(config)
+
+
+def test_corpus_metadata_reaches_the_card(tmp_path: Path) -> None:
+    from lightembed_train.distill import describe_corpus, model_card
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat\n", encoding="utf-8")
+    meta = {"command": "python make.py", "sources": [{"file": "a.txt", "texts": 3, "licence": "CC0"}]}
+    (tmp_path / "corpus.txt.meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    card = model_card(ModelConfig(dim=4, vocab_size=10, provenance={"corpus_files": [describe_corpus(corpus)]}))
+    assert "made with: `python make.py`" in card and "a.txt: 3 texts (CC0)" in card

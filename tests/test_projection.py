@@ -553,6 +553,18 @@ def test_bake_drops_the_base_models_reranker(tmp_path) -> None:
     assert "reranker" in baked.config.provenance["dropped"]
 
 
+def test_bake_never_writes_over_another_kind_of_folder(tmp_path) -> None:
+    from tiny import write_tiny_model
+
+    folder = write_tiny_model(tmp_path / "model")
+    other = tmp_path / "hf-model"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ValueError, match="exists and is not a lightembed model folder"):
+        Projection(np.eye(16, 4, dtype=np.float32)).bake(folder, other)
+    assert (other / "config.json").read_text() == '{"model_type": "bert"}' and len(list(other.iterdir())) == 1
+
+
 # --------------------------------------------------------------------------- command lines
 def run_train_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     from lightembed_train.cli import main

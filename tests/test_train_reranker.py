@@ -357,4 +357,22 @@ def test_cli_rejects_a_query_length_beyond_the_base_and_a_cache_that_is_a_file(
     cache.write_text("x")
     assert train_main([*base, "--cache", str(cache)]) == 2
     assert "is a file, expected a folder" in capsys.readouterr().err
+    assert train_main([*base, "--cache", str(cache / "sub")]) == 2  # under a file
+    assert f"{cache} is a file, expected a folder" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_checks_pooled_from_before_building_the_triples(
+    tmp_path: Path, tiny_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightembed_train import rerank_data as rerank_data_module
+
+    monkeypatch.setattr(rerank_data_module, "rerank_data", lambda *a, **k: pytest.fail("triples built first"))
+    data = write_train_data(tmp_path / "data")
+    base = ["reranker", "--base", str(tiny_dir), "--out", str(tmp_path / "x"), "--data", str(data)]
+    assert train_main([*base, "--pooled-from", str(tiny_dir)]) == 2
+    assert (
+        "--pooled-from) needs the scorer's pooled cosine input (settings.pooled, --pooled)" in capsys.readouterr().err
+    )
+    assert train_main([*base, "--pooled", "--pooled-from", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err

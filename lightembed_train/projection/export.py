@@ -13,6 +13,7 @@ Columns are ordered by importance, so every export takes `dim` to keep the first
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,11 @@ from ..distill import stored_codebook
 from .methods import Recipe
 
 METADATA_KEY = "lightembed_train.projection"
+DROPPED = (
+    "the base model's reranker (it reads the old token vectors) and trained binary codebook (it ranks like the "
+    "old vectors) are left out"
+)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -149,9 +155,8 @@ class Projection:
             metrics={},
         )
         if parts.binary_embeddings is not None or parts.reranker_path is not None:
-            config.provenance["dropped"] = (
-                "the base model's binary codebook and reranker (they do not fit the new rows)"
-            )
+            config.provenance["dropped"] = DROPPED
+            logger.info("%s: %s", out, DROPPED)
         if card is None:
             card = (
                 f"# Projected lightembed model\n\nThe codebook of `{source}` multiplied by a projection "
