@@ -50,7 +50,17 @@ from .distill import DTYPES, describe_corpus, storage_note, stored_codebook, ver
 from .evaluation.sts import spearman
 from .targets import corpus_sample, teacher_embeddings
 from .teacher import Teacher
-from .tune import DevPairs, PairTokens, TokenizedTexts, check_base, dev_scores, epoch_row, pooled, tokenize
+from .tune import (
+    DevPairs,
+    PairTokens,
+    TokenizedTexts,
+    check_base,
+    dev_cell,
+    dev_scores,
+    epoch_row,
+    pooled,
+    tokenize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -548,7 +558,7 @@ def binary_card(config: ModelConfig, base_card: str | None) -> str:
     p = config.provenance
     s = p["settings"]
     rows = "\n".join(
-        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {h['dev']:.2f} |"
+        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {dev_cell(h)} |"
         for h in p["history"]
     )
     corpus = "\n".join(f"- `{c['name']}`: {c['lines']} lines, sha256 `{c['sha256'][:16]}…`" for c in p["corpus_files"])

@@ -262,7 +262,7 @@ def stored_codebook(table: np.ndarray, dtype: str) -> tuple[np.ndarray, dict[str
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     values = np.asarray(table, dtype=np.float32)
     if not np.isfinite(values).all():
-        raise ValueError("the codebook holds NaN or infinite values")
+        raise ValueError("the codebook holds NaN or infinite values (when training diverged: lower the learning rate)")
     if dtype != "int8":
         with np.errstate(over="ignore"):  # an overflow is reported just below, by name
             stored = values.astype(dtype)

@@ -76,11 +76,10 @@ def teacher_embeddings(
     if cache_dir is not None:
         path = Path(cache_dir) / f"teacher-{teacher_digest(teacher)}-{texts_digest(texts)}.npy"
         if path.is_file():
-            vectors = np.load(path, allow_pickle=False)
-            if vectors.shape == (len(texts), teacher.hidden_size):
+            cached = _cached_vectors(path, (len(texts), teacher.hidden_size))
+            if cached is not None:
                 logger.info("teacher embeddings from the cache %s", path)
-                return vectors
-            logger.warning("%s: cached shape %s does not fit, embedding again", path, vectors.shape)
+                return cached
     logger.info("embedding %d texts with the teacher (slow on a CPU)", len(texts))
     vectors = teacher.encode(list(texts), batch_size=batch_size, progress=progress)
     if path is not None:
@@ -91,4 +90,20 @@ def teacher_embeddings(
         partial.replace(path)
         meta = {"teacher": teacher.name, "texts": len(texts), "dim": int(vectors.shape[1])}
         path.with_suffix(".json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+    return vectors
+
+
+def _cached_vectors(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The cached vectors of `path` when they are readable, of `shape` and finite; else None, with a warning."""
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:  # a truncated or damaged file
+        logger.warning("%s: unreadable cache (%s), embedding again", path, exc)
+        return None
+    if vectors.shape != shape or vectors.dtype.kind != "f":
+        logger.warning("%s: cached %s of shape %s does not fit, embedding again", path, vectors.dtype, vectors.shape)
+        return None
+    if not np.isfinite(vectors).all():
+        logger.warning("%s: cached vectors hold NaN or infinite values, embedding again", path)
+        return None
     return vectors

@@ -207,11 +207,16 @@ class DevPairs:
 
 
 def epoch_row(epoch: int, loss: float | None, scores: dict[str, float]) -> dict[str, float | None]:
-    """One epoch's row of the training history (its dev mean 0 without dev sets), logged."""
-    row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else 0.0, **scores}
+    """One epoch's row of the training history (its dev mean None without dev sets), logged."""
+    row = {"epoch": epoch, "loss": loss, "dev": float(np.mean(list(scores.values()))) if scores else None, **scores}
     summary = f"dev mean Spearman {row['dev']:.2f}" if scores else "no dev sets"
     logger.info("epoch %d: loss %s, %s", epoch, loss, summary)
     return row
+
+
+def dev_cell(row: dict[str, float | None]) -> str:
+    """A history row's dev mean for a card's table ("n/a" when no dev set was scored)."""
+    return "n/a" if row["dev"] is None else f"{row['dev']:.2f}"
 
 
 def dev_scores(table: np.ndarray | torch.Tensor, dev: Sequence[DevPairs], dims: Sequence[int]) -> dict[str, float]:
@@ -407,7 +412,7 @@ def tune_card(config: ModelConfig) -> str:
     p = config.provenance
     s = p["settings"]
     rows = "\n".join(
-        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {h['dev']:.2f} |"
+        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {dev_cell(h)} |"
         for h in p["history"]
     )
     corpus = "\n".join(f"- `{c['name']}`: {c['lines']} lines, sha256 `{c['sha256'][:16]}…`" for c in p["corpus_files"])

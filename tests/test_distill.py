@@ -335,3 +335,10 @@ def test_corpus_metadata_reaches_the_card(tmp_path: Path) -> None:
     (tmp_path / "corpus.txt.meta.json").write_text(json.dumps(meta), encoding="utf-8")
     card = model_card(ModelConfig(dim=4, vocab_size=10, provenance={"corpus_files": [describe_corpus(corpus)]}))
     assert "made with: `python make.py`" in card and "a.txt: 3 texts (CC0)" in card
+
+
+def test_a_non_finite_codebook_is_refused_with_advice() -> None:
+    from lightembed_train.distill import stored_codebook
+
+    with pytest.raises(ValueError, match="NaN or infinite values .*lower the learning rate"):
+        stored_codebook(np.array([[1.0, np.nan]], dtype=np.float32), "int8")

@@ -194,6 +194,25 @@ def test_tune_model_end_to_end_and_cache(
     np.testing.assert_array_equal(lightembed.load(again).parts.embeddings, model.parts.embeddings)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "nan"])
+def test_a_damaged_teacher_cache_is_embedded_again(tiny_teacher: Path, tmp_path: Path, damage: str) -> None:
+    from lightembed_train.teacher import Teacher
+
+    teacher = Teacher(tiny_teacher, device="cpu")
+    texts = ["the cat sat", "a dog plays", "bake bread"]
+    fresh = targets_module.teacher_embeddings(teacher, texts, tmp_path, progress=False)
+    (cached,) = tmp_path.glob("teacher-*.npy")
+    if damage == "truncated":
+        cached.write_bytes(cached.read_bytes()[:200])
+    else:
+        bad = fresh.copy()
+        bad[1, 0] = np.nan
+        np.save(cached, bad)
+    again = targets_module.teacher_embeddings(teacher, texts, tmp_path, progress=False)
+    np.testing.assert_allclose(again, fresh, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(cached), fresh, rtol=1e-5, atol=1e-6)  # and written again
+
+
 def test_tuning_a_model_with_a_reranker_drops_it(
     base_model: Path, tiny_teacher: Path, tune_corpus: Path, tmp_path: Path
 ) -> None:
@@ -246,6 +265,8 @@ def test_cli_tune(base_model: Path, tiny_teacher: Path, tune_corpus: Path, tmp_p
     config = json.loads((out / "config.json").read_text())
     assert config["provenance"]["settings"]["dims"] == [4, 8] and config["provenance"]["best_epoch"] == 1
     assert config["provenance"]["dtype"] == "int8" and config["provenance"]["teacher_seconds"] >= 0
+    assert [row["dev"] for row in config["provenance"]["history"]] == [None, None]  # --no-dev: no made-up scores
+    assert "| 0 | start | n/a |" in (out / "README.md").read_text(encoding="utf-8")
     with safe_open(str(out / "model.safetensors"), framework="numpy") as handle:
         assert handle.get_tensor("embeddings").dtype == np.int8
         assert handle.get_tensor("embeddings_scale").shape == (config["vocab_size"],)
