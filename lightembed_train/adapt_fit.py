@@ -218,7 +218,13 @@ def check_adaptable(model: LightEmbed) -> None:
 
 
 def write_adapted_model(
-    model: LightEmbed, result: AdaptResult, out_folder: str | Path, command: str | None, stage: str | None = None
+    model: LightEmbed,
+    result: AdaptResult,
+    out_folder: str | Path,
+    command: str | None,
+    stage: str | None = None,
+    *,
+    input_files: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """A copy of `model` with the adaptor of `stage` (default: the last) after pooling.
 
@@ -243,6 +249,7 @@ def write_adapted_model(
         "base": str(model.path),
         "base_provenance": model.config.provenance,
         "command": command,
+        "input_files": list(input_files),
         "stage": stage or result.stages[-1].name,
         "result": result.summary(),
         "versions": versions(),
@@ -275,8 +282,12 @@ def adapt_model(
     device: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    input_files: Sequence[dict[str, Any]] = (),
 ) -> tuple[Path, AdaptResult]:
-    """Fit an adaptor to the pooled vectors of a lightembed model (None: the bundled default) and write it."""
+    """Fit an adaptor to the pooled vectors of a lightembed model (None: the bundled default) and write it.
+
+    `command` and `input_files` (`describe_corpus` of each file the texts came from) go into its provenance.
+    """
     settings = settings or AdaptSettings()
     model = lightembed.load(base)
     check_adaptable(model)
@@ -293,9 +304,14 @@ def adapt_model(
         device=device,
         progress=progress,
     )
-    folder = write_adapted_model(model, result, out_folder, command)
+    folder = write_adapted_model(model, result, out_folder, command, input_files=input_files)
     logger.info("wrote %s", folder)
     return folder, result
+
+
+def _files_note(files: Sequence[dict[str, Any]]) -> str:
+    """Card lines naming the input files with their sha256 (nothing when none were recorded)."""
+    return "".join(f"- `{f['option']}`: `{f['name']}`, sha256 `{f['sha256'][:16]}…`\n" for f in files)
 
 
 def adapted_card(config: Any) -> str:
@@ -320,7 +336,7 @@ columns keeps the full embedding's similarities (see `lightembed_train.adapt`). 
 `lightembed.load(folder, dim=m)`.
 
 - Command: `{p.get("command") or "(called from Python)"}`
-- Texts: {r["counts"]}
+{_files_note(p.get("input_files", []))}- Texts: {r["counts"]}
 - Kept epochs: {r["best_epochs"]}; time {r["seconds"]} s.
 
 {r["metric"]} by prefix size:

@@ -7,6 +7,7 @@ taking the parsed arguments and the command line (for provenance) and returning 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shlex
 import sys
@@ -18,7 +19,7 @@ from lightembed.cli import sigterm_as_interrupt, with_value_hint
 from lightembed.errors import LightEmbedError
 
 from .checks import non_negative_int
-from .outputs import check_outputs, write_json
+from .outputs import check_outputs, described_inputs, write_json
 
 CODEBOOK_DTYPES = ("float16", "float32", "int8")  # lightembed_train.distill.DTYPES, without importing torch
 CONTRASTIVE_WEIGHT = 0.1  # default weight of the InfoNCE term of --pairs
@@ -285,7 +286,8 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
             extra=np.concatenate(extra) if extra else None,
             **common,
         )
-        out = save_transform(args.out, result.transform)
+        provenance = {"command": command, "input_files": described_inputs(args), "result": result.summary()}
+        out = save_transform(args.out, result.transform, {"lightembed_train.adapt": json.dumps(provenance)})
     else:
         out, result = adapt_model(
             args.model,
@@ -295,6 +297,7 @@ def _run_adapt(args: argparse.Namespace, command: str) -> int:
             relevance=relevance,
             extra=[text for path in args.extra for text in read_texts(InputSpec(path))],
             command=command,
+            input_files=described_inputs(args),
             **common,
         )
     if args.report:

@@ -30,7 +30,7 @@ def check_outputs(args: argparse.Namespace, *, folder: bool) -> None:
     plot = outputs.get("plot")
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise ValueError(f"--plot {plot}: give a {', '.join(PLOT_SUFFIXES)} file")
-    named, inputs = list(outputs.items()), list(_input_files(args))
+    named, inputs = list(outputs.items()), list(input_files(args))
     for i, (name, path) in enumerate(named):
         for other, other_path in named[:i]:
             if os.path.realpath(path) == os.path.realpath(other_path):
@@ -38,6 +38,13 @@ def check_outputs(args: argparse.Namespace, *, folder: bool) -> None:
         for option, source in inputs:
             if path.exists() and os.path.samefile(path, source):
                 raise ValueError(f"--{name} {path}: is the input --{option.replace('_', '-')}; write elsewhere")
+
+
+def described_inputs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each input file an option names, with its line count and sha256, for a run's provenance."""
+    from .distill import describe_corpus
+
+    return [{"option": f"--{name.replace('_', '-')}", **describe_corpus(path)} for name, path in input_files(args)]
 
 
 def write_json(path: str | Path, value: Any) -> None:
@@ -58,7 +65,7 @@ def _check_path(target: Path, *, folder: bool) -> None:
         raise ValueError(f"{target}: {parent} is a file, so nothing can be written under it")
 
 
-def _input_files(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
+def input_files(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
     """(option, path) of each existing file another option names (folders, such as a base model, aside)."""
     for name, value in vars(args).items():
         if name in OUTPUT_OPTIONS:

@@ -5,12 +5,14 @@ CLI end to end, and bad inputs."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 torch = pytest.importorskip("torch")
 
@@ -337,6 +339,11 @@ def test_cli_adapt_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert report["settings"]["patience"] == 2 and report["settings"]["full_width_tolerance"] == 0.25
     transform = lightembed.load_transform(out)
     assert transform.normalize and transform.in_dim == 16
+    with safe_open(str(out), framework="numpy") as handle:
+        provenance = json.loads(handle.metadata()["lightembed_train.adapt"])
+    files = {f["option"]: f for f in provenance["input_files"]}
+    assert set(files) == {"--corpus", "--queries", "--relevance"} and provenance["command"].startswith("lightembed")
+    assert files["--relevance"]["sha256"] == hashlib.sha256((tmp_path / "rel.tsv").read_bytes()).hexdigest()
     assert np.isfinite(transform.apply(x, dim=4)).all()
 
     assert main(["-q", *common, "--dims", "4,32", "--out", str(tmp_path / "bad.safetensors")]) == 2
@@ -378,8 +385,11 @@ def test_cli_adapt_texts_writes_a_model_folder(tmp_path: Path, capsys: pytest.Ca
     assert plot.read_bytes().startswith(b"\x89PNG")
     model = lightembed.load(out, dim=4)
     assert model.embed(docs[:3]).shape == (3, 4)
-    command = json.loads((out / "config.json").read_text())["provenance"]["command"]
-    assert command.startswith("lightembed-train") and " adapt --model " in command
+    provenance = json.loads((out / "config.json").read_text())["provenance"]
+    assert provenance["command"].startswith("lightembed-train") and " adapt --model " in provenance["command"]
+    docs_file = next(f for f in provenance["input_files"] if f["option"] == "--corpus")
+    assert docs_file["sha256"] == hashlib.sha256((tmp_path / "docs.txt").read_bytes()).hexdigest()
+    assert "`--corpus`: `docs.txt`, sha256" in (out / "README.md").read_text(encoding="utf-8")
 
 
 def test_read_relevance_errors(tmp_path: Path) -> None:

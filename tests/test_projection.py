@@ -599,6 +599,14 @@ def test_project_cli_on_embeddings_writes_a_transform_file(tmp_path, capsys) -> 
     assert stdout.startswith("best: ") and "| test |" in stdout and f"transform file: {out}" in stdout
     transform = lightembed.load_transform(out)
     assert transform.in_dim == DIM and transform.normalize
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(out), framework="numpy") as handle:
+        info = json.loads(handle.metadata()["lightembed_train.projection"])["info"]
+    assert [f["option"] for f in info["input_files"]] == ["--embeddings", "--ids", "--groups"]
+    assert info["input_files"][2]["lines"] == len(data) and len(info["input_files"][2]["sha256"]) == 64
     even = spread()
     np.save(tmp_path / "spread.npy", even.vectors)
     (tmp_path / "spread.tsv").write_text("".join(f"{i}\tg{g}\n" for i, g in enumerate(even.groups)))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..checks import non_negative_int, numbered_lines, read_npy
 from ..device import resolve_device
-from ..outputs import check_outputs, write_json
+from ..outputs import check_outputs, described_inputs, write_json
 from .crosscheck import FOLDS, TOP
 from .data import GroupedVectors, check_fractions, from_groups, from_pairs
 from .fit import FitReport, check_options, fit_projection, three_way_split
@@ -160,6 +160,7 @@ def run_project(args: argparse.Namespace, command: str) -> int:
         progress=not args.quiet,
     )
     report.projection.info["command"] = command
+    report.projection.info["input_files"] = described_inputs(args)
     written = _export(report, args)
     tried = f"{len(report.search.trials)} recipes tried"
     if report.kept_input:
