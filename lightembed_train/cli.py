@@ -131,7 +131,11 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--base", default=None, help="model folder to start from (default: the bundled default)")
     _add_corpus_arguments(p)
-    p.add_argument("--dims", default="32,64,128,256", help="Matryoshka prefix sizes (default 32,64,128,256)")
+    p.add_argument(
+        "--dims",
+        default=None,
+        help="Matryoshka prefix sizes (default: 32, 64, 128, ... below the width, and the width)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (default 4)")
     p.add_argument("--batch-size", type=int, default=None, help="texts per step (default 256)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 3e-3)")
@@ -150,13 +154,15 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_tune(args: argparse.Namespace, command: str) -> int:
+    import lightembed
+
     from .tune import TuneSettings, tune_model
 
     if args.pair_sources is not None and not args.pairs:
         raise ValueError("--pair-sources goes with --pairs")
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr}
     settings = TuneSettings(
-        dims=_int_list(args.dims),
+        dims=_int_list(args.dims) if args.dims else _doublings(32, lightembed.load(args.base).config.dim),
         seed=args.seed,
         contrastive_weight=_contrastive_weight(args),
         **{k: v for k, v in given.items() if v is not None},

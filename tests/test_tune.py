@@ -270,5 +270,9 @@ def test_cli_tune(base_model: Path, tiny_teacher: Path, tune_corpus: Path, tmp_p
     with safe_open(str(out / "model.safetensors"), framework="numpy") as handle:
         assert handle.get_tensor("embeddings").dtype == np.int8
         assert handle.get_tensor("embeddings_scale").shape == (config["vocab_size"],)
+    narrow = tmp_path / "default-dims"  # without --dims: 32, 64, ... below the width, and the width (here 8)
+    assert main([*common, "--out", str(narrow), "--no-dev", "--epochs", "1"]) == 0
+    assert json.loads((narrow / "config.json").read_text())["provenance"]["settings"]["dims"] == [8]
+    capsys.readouterr()
     assert main([*common, "--out", str(tmp_path / "bad"), "--no-dev", "--dims", "4,x"]) == 2
     assert "comma-separated integers" in capsys.readouterr().err
