@@ -359,6 +359,15 @@ def tune_model(
     pair_tokens = PairTokens.from_pairs(model, pairs) if pairs and settings.contrastive_weight > 0 else None
     result = tune_codebook(start, tokens, targets, dev_sets, settings, pair_tokens, progress=progress)
     table, extra = stored_codebook(result.table, dtype)
+    base_scores = dev_scores(np.asarray(model.parts.embeddings, dtype=np.float32), dev_sets, settings.dims)
+    base_dev = float(np.mean(list(base_scores.values()))) if base_scores else None
+    best_dev = result.history[result.best_epoch]["dev"]
+    if base_dev is not None and best_dev < base_dev:
+        logger.warning(
+            "the tuned codebook's best dev mean Spearman %.2f is below the base model's %.2f: the base may serve better",
+            best_dev,
+            base_dev,
+        )
 
     provenance: dict[str, Any] = {
         "method": "tune",
@@ -374,6 +383,7 @@ def tune_model(
         "dev_sets": [name for name, _ in dev],
         "history": result.history,
         "best_epoch": result.best_epoch,
+        "base_dev": base_dev,
         "dtype": dtype,
         "seconds": round(time.perf_counter() - started, 1),
         "teacher_seconds": round(teacher_seconds, 1),
@@ -415,6 +425,8 @@ def tune_card(config: ModelConfig) -> str:
         f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {dev_cell(h)} |"
         for h in p["history"]
     )
+    if p.get("base_dev") is not None:
+        rows = f"| base | | {p['base_dev']:.2f} |\n" + rows
     corpus = "\n".join(f"- `{c['name']}`: {c['lines']} lines, sha256 `{c['sha256'][:16]}…`" for c in p["corpus_files"])
     return f"""# lightembed static embedding model (tuned)
 

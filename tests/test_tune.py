@@ -179,6 +179,10 @@ def test_tune_model_end_to_end_and_cache(
     assert provenance["corpus_texts_used"] == 24 and len(provenance["history"]) == 3
     assert model.config.matryoshka_dims == (4, 8)  # the prefixes it was tuned at
     assert 0 <= provenance["best_epoch"] <= 2 and "toy@4" in provenance["history"][0]
+    base = lightembed.load(base_model)
+    toy, base_table = DevPairs.from_pairs("toy", base, dev[0][1]), np.asarray(base.parts.embeddings, np.float32)
+    assert provenance["base_dev"] == pytest.approx(np.mean([toy.spearman(base_table, m) for m in (4, 8)]))
+    assert f"| base | | {provenance['base_dev']:.2f} |" in (out / "README.md").read_text(encoding="utf-8")
     json.loads((out / "config.json").read_text())  # strict JSON: no NaN for the start's loss
     assert "test tune" in (out / "README.md").read_text()
     vectors = model.embed(["the cat sat on the mat", ""])
