@@ -53,7 +53,7 @@ class AdaptResult:
     adaptor: MatryoshkaAdaptor
     normalize: bool  # whether the exported transforms L2-normalise their (truncated) outputs
     dims: tuple[int, ...]
-    metric: str  # what the scores are: "dev nDCG@10" or "held-out neighbour recall@10"
+    metric: str  # what the scores are: "dev nDCG@10", "held-out neighbour recall@10", or "no dev score (...)"
     truncation: dict[int, float]  # plain truncation of the input vectors
     stages: list[StageResult]
     counts: dict[str, int]  # corpus, unsupervised rows, train and dev queries

@@ -151,12 +151,16 @@ class EmbeddingCache:
         array_path, meta_path = self._paths(encoder, task)
         if not (array_path.is_file() and meta_path.is_file()):
             return None
-        vectors = np.load(array_path, allow_pickle=False)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            vectors = np.load(array_path, allow_pickle=False)
+            seconds = float(json.loads(meta_path.read_text(encoding="utf-8"))["seconds"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a damaged file: embed again
+            logger.warning("%s: unreadable cache (%s), embedding again", array_path, exc)
+            return None
         if vectors.shape[0] != len(task.texts):
             logger.warning("%s: cached rows do not match the task, embedding again", array_path)
             return None
-        return Embedded(vectors, float(meta["seconds"]), cached=True)
+        return Embedded(vectors, seconds, cached=True)
 
     def save(self, encoder: Encoder, task: Task, embedded: Embedded) -> None:
         """Store `embedded` (written to temporary names, then renamed)."""
@@ -166,7 +170,9 @@ class EmbeddingCache:
         with array_path.with_suffix(".tmp").open("wb") as handle:
             np.save(handle, embedded.vectors, allow_pickle=False)
         array_path.with_suffix(".tmp").replace(array_path)
-        meta_path.write_text(json.dumps(meta) + "\n", encoding="utf-8")
+        meta_tmp = meta_path.with_suffix(".json.tmp")
+        meta_tmp.write_text(json.dumps(meta) + "\n", encoding="utf-8")
+        meta_tmp.replace(meta_path)
 
 
 def embed_task(encoder: Encoder, task: Task, cache: EmbeddingCache | None = None) -> Embedded:

@@ -107,6 +107,11 @@ def scifact_split(data: Path, dev_fraction: float, seed: int) -> tuple[list[str]
     ids = sorted(q for q in claims.queries if claims.relevant[q] & claims.corpus.keys())
     order = np.random.default_rng(seed).permutation(len(ids))
     n_dev = round(dev_fraction * len(ids))
+    if not 0 < n_dev < len(ids):  # a dev ranking without queries would score NaN and choose no epoch
+        raise ValueError(
+            f"scifact_dev_fraction {dev_fraction} holds out {n_dev} of {len(ids)} SciFact train claims: "
+            "at least one must be held out and one kept for training"
+        )
     dev = sorted(ids[i] for i in order[:n_dev])
     train = sorted(ids[i] for i in order[n_dev:])
     return train, dev

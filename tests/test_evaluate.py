@@ -239,6 +239,13 @@ def test_evaluate_caches_embeddings_and_timings(tmp_path: Path) -> None:
     assert second.results[0].scores == first.results[0].scores == {"Spearman": pytest.approx(100.0)}
     evaluate(FakeEncoder(table, fingerprint="v2"), [toy_task()], cache)  # another model: a miss
     assert len(list(tmp_path.rglob("*.npy"))) == 2
+    assert not list(tmp_path.rglob("*.tmp"))
+
+    for meta in tmp_path.rglob("*.json"):  # a write cut short: embedded again, not a crash
+        meta.write_text('{"encoder": "x", "sec', encoding="utf-8")
+    third = evaluate(encoder, [toy_task()], cache)
+    assert encoder.calls == 8 and not third.results[0].cached
+    assert evaluate(encoder, [toy_task()], cache).results[0].cached
 
 
 def test_evaluate_rejects_wrong_row_count() -> None:

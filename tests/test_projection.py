@@ -35,7 +35,7 @@ from lightembed_train.projection import (
     stream_stats,
 )
 from lightembed_train.projection.crosscheck import INPUT, cross_check, fold_parts
-from lightembed_train.projection.methods import order_columns, rayleigh
+from lightembed_train.projection.methods import asym_rayleigh, order_columns, rayleigh
 from lightembed_train.projection.negatives import mine_negatives
 from lightembed_train.projection.search import Schedule, choose_dims, search, zoom
 
@@ -409,8 +409,9 @@ def test_fit_with_negatives_a_fixed_width_and_no_refit() -> None:
     assert not report.search.zoomed  # a fixed width leaves nothing to zoom
     assert all(finalist.width == 6 for finalist in report.checked)
     assert report.projection.info["fitted_on"] == "train"
-    with pytest.raises(ValueError, match="dim must be between"):
-        fit_projection(train, val, dim=DIM + 1)
+    for bad in (DIM + 1, 3.5):
+        with pytest.raises(ValueError, match="dim must be an integer between"):
+            fit_projection(train, val, dim=bad)
 
 
 def test_without_cross_check_the_best_on_validation_is_kept() -> None:
@@ -748,3 +749,25 @@ def test_per_query_scores_average_to_the_scores() -> None:
     scores = scorer.score(w, [5])[5]
     assert len(ap) == len(scorer.query_rows) == len(data)
     assert ap.mean() == pytest.approx(scores.map_at_k) and hit.mean() == pytest.approx(scores.recall_at_1)
+
+
+def test_asym_rayleigh_gives_both_sides_equal_variance() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4000, 12))
+    y = 0.6 * x + 0.3 * rng.standard_normal((4000, 12))
+    y[:, :6] *= 3.0  # the y side varies more
+    vectors = np.concatenate([x, y]).astype(np.float32)
+    pairs = np.stack([np.arange(4000), np.arange(4000) + 4000], axis=1)
+    moments = Moments(pair_stats(vectors, pairs, symmetric=False))
+    w = asym_rayleigh(moments, ridge=0.1)
+    assert np.trace(w.T @ moments.sxx @ w) / np.trace(w.T @ moments.syy @ w) == pytest.approx(1.0, abs=1e-6)
+    symmetric = Moments(pair_stats(vectors, pairs))  # equal sides already: plain Rayleigh with the same ridge
+    np.testing.assert_allclose(asym_rayleigh(symmetric, ridge=0.1), rayleigh_with_trace_ridge(symmetric, 0.1))
+
+
+def rayleigh_with_trace_ridge(moments: Moments, ridge: float) -> np.ndarray:
+    """The generalised eigenvectors of C against Sxx + Syy plus `ridge` times their mean diagonal."""
+    total = moments.sxx + moments.syy
+    return scipy.linalg.eigh(moments.cross, total + ridge * np.trace(total) / len(total) * np.eye(len(total)))[1][
+        :, ::-1
+    ]

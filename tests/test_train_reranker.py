@@ -247,6 +247,15 @@ def test_rerank_data_reads_only_train_allowed_files(tmp_path: Path, tiny: lighte
         assert t.positive != t.negative
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.01, 1.0])
+def test_a_scifact_dev_fraction_that_holds_out_no_claim_or_every_claim_is_refused(
+    tmp_path: Path, tiny: lightembed.LightEmbed, fraction: float
+) -> None:
+    data = write_train_data(tmp_path / "data")
+    with pytest.raises(ValueError, match="at least one must be held out and one kept"):
+        rerank_data(data, tiny, scifact_dev_fraction=fraction)
+
+
 def test_cli_trains_and_writes_a_folder(
     tmp_path: Path, tiny_dir: Path, tiny_teacher: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,10 +8,9 @@ scores it on the k-th, for every fold; `fit_projection` keeps the best mean fold
 tie, the better on validation). Every row of train + val is scored once, with statistics of
 (k - 1) / k of the data; before, only the validation rows were.
 
-`fit_projection` adds the input vectors themselves (`INPUT`, at full width) to the finalists,
-last, so a tie goes to the recipe: when no recipe beats them over the folds, the projection keeps
-the input's cosines rather than shipping a change that does not hold up on data it was not fitted
-to.
+`fit_projection` adds the input vectors themselves (`INPUT`, at full width) to the finalists, and
+a tie goes to them: when no recipe beats them over the folds, the projection keeps the input's
+cosines rather than shipping a change that does not hold up on data it was not fitted to.
 """
 
 from __future__ import annotations

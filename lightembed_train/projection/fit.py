@@ -72,7 +72,11 @@ class FitReport:
         return (self.recipe, self.dim) == (INPUT, self.projection.in_dim)
 
     def table(self) -> str:
-        """A markdown table: MAP@50 and R@1 of the input vectors and of the projection, per split."""
+        """A markdown table: MAP@50 and R@1 of the input vectors and of the projection, per split.
+
+        The val row scores the chosen recipe fitted on train (it was chosen on val, so it flatters);
+        the test row scores the returned projection, on groups that chose nothing.
+        """
         lines = [
             "| split | rows | MAP@50 before | MAP@50 after | gain | R@1 before | R@1 after |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -155,8 +159,10 @@ def fit_projection(
     best on validation). With `refit=False` the returned projection is the train-only one.
     """
     check_options(negatives=negatives, folds=folds, max_trials=max_trials, time_limit=time_limit, grid=grid)
-    if dim is not None and (isinstance(dim, bool) or not 1 <= dim <= train.dim):
-        raise ValueError(f"dim must be between 1 and the vectors' width {train.dim}, got {dim!r}")
+    if dim is not None and (
+        isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= train.dim
+    ):
+        raise ValueError(f"dim must be an integer between 1 and the vectors' width {train.dim}, got {dim!r}")
     if train.dim != val.dim or (test is not None and test.dim != train.dim):
         raise ValueError("train, val and test vectors must have the same width")
     device = resolve_device(device)

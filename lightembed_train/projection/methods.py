@@ -77,7 +77,7 @@ def ridge_map(moments: Moments, ridge: float = 0.1) -> np.ndarray:
 
 def asym_rayleigh(moments: Moments, ridge: float = 0.1) -> np.ndarray:
     """Rayleigh with the x and y sides weighed so that both keep equal variance after projection:
-    C w = lambda (gamma Sxx + Syy + ridge) w, gamma found by fixed-point iteration."""
+    C w = lambda (gamma Sxx + Syy + ridge) w, gamma found by the secant method."""
     return _balanced(moments.cross, moments.sxx, moments.syy, ridge)
 
 
@@ -132,15 +132,25 @@ def _negative(moments: Moments) -> np.ndarray:
 
 
 def _balanced(cross: np.ndarray, sxx: np.ndarray, syy: np.ndarray, ridge: float) -> np.ndarray:
-    gamma = 1.0
+    """Generalised eigenvectors V of `cross` against gamma Sxx + Syy + ridge, with gamma such that the two sides keep
+    equal variance, tr(V^T Sxx V) = tr(V^T Syy V): the secant method on log gamma (a larger gamma shrinks the x side)."""
     ridge_eye = ridge * float(np.trace(sxx + syy)) / len(sxx) * np.eye(len(sxx))
-    vectors = _generalized_eigh(cross, sxx + syy + ridge_eye)[1]
+
+    def solved(log_gamma: float) -> tuple[np.ndarray, float]:
+        vectors = _generalized_eigh(cross, np.exp(log_gamma) * sxx + syy + ridge_eye)[1]
+        x_side, y_side = np.trace(vectors.T @ sxx @ vectors), np.trace(vectors.T @ syy @ vectors)
+        return vectors, float(np.log(max(x_side, 1e-300) / max(y_side, 1e-300)))
+
+    t0, (vectors, f0) = 0.0, solved(0.0)
+    if abs(f0) <= ASYM_TOL:  # symmetric statistics: gamma = 1
+        return vectors
+    t1 = f0  # the x side has e^f0 times the y side's variance: raise gamma by about that
+    vectors, f1 = solved(t1)
     for _ in range(ASYM_MAX_ITER):
-        vectors = _generalized_eigh(cross, gamma * sxx + syy + ridge_eye)[1]
-        updated = float(np.trace(vectors.T @ syy @ vectors) / max(np.trace(vectors.T @ sxx @ vectors), 1e-300))
-        if abs(updated - gamma) <= ASYM_TOL * abs(gamma):
+        if abs(f1) <= ASYM_TOL or f1 == f0:
             break
-        gamma = updated
+        t0, f0, t1 = t1, f1, t1 - f1 * (t1 - t0) / (f1 - f0)
+        vectors, f1 = solved(t1)
     return vectors
 
 

@@ -11,7 +11,8 @@ widths in one pass: the Gram matrix of a block of queries grows column block by 
 so scoring widths 16, 64 and 384 costs one 384-wide product, not three. A query's rank of each
 group mate is the count of rows nearer than that mate (one comparison pass per mate, no sort);
 queries where a mate ties with another row, or with more than MATE_SLOTS mates, are ranked by the
-suite's partial sort instead, so equal scores are ordered as the suite orders them.
+suite's partial sort instead, so equal scores are ordered as the suite orders them (on the CPU; on
+another device `torch.topk` picks among ties).
 """
 
 from __future__ import annotations
