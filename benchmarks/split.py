@@ -6,8 +6,9 @@ use), one per line, joined and cycled to each size. Each size runs in its own pr
     model = lightembed.load()
     chunks = model.split(text, target_size=1500)
 
-and reports the chunk count, the best wall time of `--repeats` calls and the process's peak
-resident set (VmHWM) above what it held after loading the model and reading the text.
+and reports the chunk count, the best wall time of `--repeats` calls, and the process's peak
+resident set (VmHWM) at the end and before the timed calls (after loading the model, reading the
+text and one warm-up `split` of its first 20,000 characters).
 
 Usage:
     .venv/bin/python benchmarks/split.py [--sizes 1000000,4000000] [--repeats 3]
@@ -80,7 +81,7 @@ def main() -> None:
     }
     out = common.RESULTS_DIR / "split.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| characters | chunks | longest | best s | peak RSS MB (after loading) |")
+    print("| characters | chunks | longest | best s | peak RSS MB (before the timed calls) |")
     print("|---:|---:|---:|---:|---:|")
     for run in runs:
         print(

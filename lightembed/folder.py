@@ -247,8 +247,9 @@ def staged_model_folder(folder: Path) -> Iterator[Path]:
     """A staging folder beside `folder` to write a model folder's files into.
 
     When the block ends without an error, the staged folder must read back as a model; only then
-    do its files replace those of `folder`, the config last, so an interrupted write never mixes
-    old and new files. On an error `folder` is left as it was (and removed if this made it).
+    are its files moved into `folder` one by one, the config last. An error or interrupt before
+    that leaves `folder` as it was (removed if this made it); only one during the moves themselves
+    (milliseconds) can leave some files new and others old.
     """
     check_model_target(folder)
     created = not folder.exists()
@@ -275,8 +276,8 @@ def check_model_target(folder: Path) -> None:
     replaced). Another kind of folder, such as a Hugging Face model's, is never written over."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder}: exists and is not a folder; a model is a folder")
-    if not folder.is_dir() or not any(folder.iterdir()):
-        return
+    if not folder.is_dir() or not any(not entry.name.startswith(".") for entry in folder.iterdir()):
+        return  # new, or empty but for hidden files such as .gitkeep
     try:
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -101,3 +101,13 @@ def _check_regular_file(path: Path, what: str) -> None:
         raise ValueError(f"{path}: is a folder, expected a {what} file")
     if not path.is_file():
         raise ValueError(f"{path}: not a regular file (a pipe, say); give the {what} as a file, it may be read twice")
+
+
+def doublings(first: int, last: int) -> tuple[int, ...]:
+    """`first`, 2 x `first`, ... below `last`, then `last` itself: default prefix sizes."""
+    sizes = []
+    size = first
+    while size < last:
+        sizes.append(size)
+        size *= 2
+    return (*sizes, last)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from typing import NoReturn
 from lightembed.cli import sigterm_as_interrupt, with_value_hint
 from lightembed.errors import LightEmbedError
 
-from .checks import non_negative_int
+from .checks import doublings, non_negative_int
 from .outputs import check_outputs, described_inputs, write_json
 
 CODEBOOK_DTYPES = ("float16", "float32", "int8")  # lightembed_train.distill.DTYPES, without importing torch
@@ -154,15 +155,13 @@ def add_tune(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_tune(args: argparse.Namespace, command: str) -> int:
-    import lightembed
-
     from .tune import TuneSettings, tune_model
 
     if args.pair_sources is not None and not args.pairs:
         raise ValueError("--pair-sources goes with --pairs")
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr}
     settings = TuneSettings(
-        dims=_int_list(args.dims) if args.dims else _doublings(32, lightembed.load(args.base).config.dim),
+        dims=_int_list(args.dims) if args.dims else None,
         seed=args.seed,
         contrastive_weight=_contrastive_weight(args),
         **{k: v for k, v in given.items() if v is not None},
@@ -374,7 +373,7 @@ def _run_binary(args: argparse.Namespace, command: str) -> int:
 
     if args.neighbour_share is not None and args.neighbours == 0 and not args.pairs:
         raise ValueError("--neighbour-share goes with --neighbours K or --pairs (groups of labelled pairs)")
-    prefixes = _int_list(args.prefixes) if args.prefixes else _doublings(64, args.bits)
+    prefixes = _int_list(args.prefixes) if args.prefixes else doublings(64, args.bits)
     given = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -576,17 +575,10 @@ def _check_early(args: argparse.Namespace, *, folder: bool) -> None:
         existing = next(p for p in (Path(cache), *Path(cache).absolute().parents) if p.exists())
         if not existing.is_dir():
             raise ValueError(f"--cache {cache}: {existing} is a file, expected a folder for the teacher's embeddings")
+        out = Path(os.path.realpath(args.out)) if folder and getattr(args, "out", None) else None
+        if out is not None and out in (Path(os.path.realpath(cache)), *Path(os.path.realpath(cache)).parents):
+            raise ValueError(f"--cache {cache}: is inside the model folder --out {args.out}; put the cache elsewhere")
     resolve_device(args.device)
-
-
-def _doublings(first: int, last: int) -> tuple[int, ...]:
-    """`first`, 2 x `first`, ... below `last`, then `last` itself: the default prefix sizes."""
-    sizes = []
-    size = first
-    while size < last:
-        sizes.append(size)
-        size *= 2
-    return (*sizes, last)
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [

@@ -17,9 +17,9 @@ def base_tensors(model: LightEmbed) -> dict[str, np.ndarray]:
     if model.config.source == "lightembed":
         with safe_open(str(parts.path / WEIGHTS_FILE), framework="numpy") as handle:
             return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    table = np.asarray(parts.embeddings, dtype=np.float32)
+    table = np.asarray(parts.embeddings)  # float16 stays float16 unless rows must be combined
     if parts.token_rows is not None:
         table = table[parts.token_rows]
     if parts.token_weights is not None:
-        table = table * parts.token_weights[:, None].astype(np.float32)
+        table = table.astype(np.float32) * parts.token_weights[:, None].astype(np.float32)
     return {"embeddings": table}

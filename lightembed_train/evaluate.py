@@ -154,7 +154,7 @@ class EmbeddingCache:
         try:
             vectors = np.load(array_path, allow_pickle=False)
             seconds = float(json.loads(meta_path.read_text(encoding="utf-8"))["seconds"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # a damaged file: embed again
+        except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:  # a damaged file: embed again
             logger.warning("%s: unreadable cache (%s), embedding again", array_path, exc)
             return None
         if vectors.shape[0] != len(task.texts):

@@ -20,7 +20,7 @@ from .teacher import Teacher
 
 logger = logging.getLogger(__name__)
 
-_WEIGHT_FILES = ("model.safetensors", "config.json", "tokenizer.json")
+_SETUP_FILES = ("config.json", "tokenizer.json")  # hashed after the weight files
 
 
 def read_corpus(paths: Sequence[str | Path]) -> list[str]:
@@ -58,10 +58,9 @@ def texts_digest(texts: Sequence[str]) -> str:
 def teacher_digest(teacher: Teacher) -> str:
     """A short sha256 digest of the teacher's weight, config and tokenizer files."""
     digest = hashlib.sha256(teacher.name.encode())
-    for name in _WEIGHT_FILES:
-        path = teacher.model_dir / name
+    for path in [*teacher.weight_files, *(teacher.model_dir / name for name in _SETUP_FILES)]:
         if path.is_file():
-            digest.update(name.encode())
+            digest.update(path.name.encode())
             with path.open("rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
@@ -97,7 +96,7 @@ def _cached_vectors(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     """The cached vectors of `path` when they are readable, of `shape` and finite; else None, with a warning."""
     try:
         vectors = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:  # a truncated or damaged file
+    except (OSError, ValueError, EOFError) as exc:  # a truncated (even empty) or damaged file
         logger.warning("%s: unreadable cache (%s), embedding again", path, exc)
         return None
     if vectors.shape != shape or vectors.dtype.kind != "f":

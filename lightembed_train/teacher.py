@@ -91,6 +91,24 @@ def read_pipeline(folder: Path) -> Pipeline:
     return Pipeline(transformer_path, pooling, normalize, max_seq_length)
 
 
+def safetensors_weights(model_dir: Path) -> list[Path]:
+    """The transformer's weight files: `model.safetensors`, or the shards its index names. Pickled weights (such as
+    `pytorch_model.bin`) are never loaded, so a folder with only those is refused."""
+    single, index = model_dir / "model.safetensors", model_dir / "model.safetensors.index.json"
+    if single.is_file():
+        return [single]
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{index}: not a readable safetensors index ({exc})") from None
+        return [index, *(model_dir / name for name in shards)]
+    raise FileNotFoundError(
+        f"{single}: the teacher has no safetensors weights (nor a sharded index); pickled weights such as "
+        "pytorch_model.bin are never loaded"
+    )
+
+
 class Teacher:
     """A sentence-transformer run with torch on one explicit device."""
 
@@ -108,11 +126,7 @@ class Teacher:
         self.model_dir = folder / self.pipeline.transformer_path
         if not (self.model_dir / "config.json").is_file():
             raise FileNotFoundError(f"{self.model_dir / 'config.json'}: the teacher has no transformer config")
-        if not (self.model_dir / "model.safetensors").is_file():
-            raise FileNotFoundError(
-                f"{self.model_dir / 'model.safetensors'}: the teacher has no safetensors weights "
-                "(pickled weights such as pytorch_model.bin are never loaded)"
-            )
+        self.weight_files = safetensors_weights(self.model_dir)
         self.name = name or (DEFAULT_TEACHER_NAME if path is None or _is_default_teacher(folder) else folder.name)
         self.license = _card_license(folder / "README.md")
         self.device = resolve_device(device)

@@ -33,7 +33,7 @@ from lightembed.parallel import ordered_map
 from lightembed.scoring import unit_rows
 from lightembed.tokenize import TokenBatcher
 
-from .checks import finite_loss, require_counts, require_non_negative, require_positive
+from .checks import doublings, finite_loss, require_counts, require_non_negative, require_positive
 from .datasets import ScoredPairs
 from .distill import DTYPES, describe_corpus, pca, storage_note, stored_codebook, versions
 from .evaluation.sts import spearman
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 class TuneSettings:
     """How the codebook is tuned."""
 
-    dims: tuple[int, ...] = (32, 64, 128, 256)
+    dims: tuple[int, ...] | None = None  # prefix sizes (None: 32, 64, ... below the width, and the width)
     epochs: int = 4
     batch_size: int = 256
     learning_rate: float = 3e-3
@@ -57,11 +57,12 @@ class TuneSettings:
     pair_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dims", tuple(sorted(set(self.dims))))  # each prefix size once, in order
+        if self.dims is not None:
+            object.__setattr__(self, "dims", tuple(sorted(set(self.dims))))  # each prefix size once, in order
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
-        if not self.dims:
+        if self.dims is not None and not self.dims:
             raise ValueError("dims must name at least one prefix size")
         require_counts(self, ("epochs", "batch_size", "pair_batch_size"))
         require_counts(self, ("seed",), minimum=0)
@@ -253,8 +254,7 @@ def tune_codebook(
     """
     if len(tokens) != len(targets):
         raise ValueError(f"{len(tokens)} tokenised texts but {len(targets)} targets")
-    settings.check()
-    check_dims(settings.dims, table.shape[1])
+    settings = with_dims(settings, table.shape[1])
     trainable = np.flatnonzero(tokens.lengths > 0)
     if not len(trainable):
         raise ValueError("no corpus text has a token the model knows: nothing to tune on")
@@ -300,10 +300,19 @@ def _pair_loss(weight: torch.Tensor, pairs: PairTokens, rows: np.ndarray, settin
     return matryoshka_info_nce(left, right, settings.dims, settings.temperature)
 
 
+def with_dims(settings: TuneSettings, width: int) -> TuneSettings:
+    """`settings` checked, with the default prefix sizes for `width` when it names none."""
+    settings.check()
+    if settings.dims is None:
+        return dataclasses.replace(settings, dims=doublings(32, width))
+    check_dims(settings.dims, width)
+    return settings
+
+
 def check_dims(dims: Sequence[int], width: int) -> None:
     """Matryoshka prefix sizes must lie in [1, width]."""
     if max(dims) > width or min(dims) < 1:
-        raise ValueError(f"prefix sizes {tuple(dims)} (--dims) must lie in [1, {width}], the model's width")
+        raise ValueError(f"prefix sizes {tuple(dims)} (dims, --dims) must lie in [1, {width}], the model's width")
 
 
 def check_base(model: LightEmbed, command: str = "tune") -> None:
@@ -341,7 +350,7 @@ def tune_model(
     started = time.perf_counter()
     model = lightembed.load(base)
     check_base(model)
-    check_dims(settings.dims, model.config.dim)  # before the teacher's pass, the slow part
+    settings = with_dims(settings, model.config.dim)  # checked before the teacher's pass, the slow part
     texts = corpus_sample(corpus_files, max_texts, settings.seed)
     if len(texts) <= model.config.dim:  # fewer would leave principal components, and so columns, empty
         raise ValueError(

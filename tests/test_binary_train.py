@@ -389,3 +389,20 @@ def test_a_base_with_a_projection_is_refused_by_name(tmp_path: Path) -> None:
         train_binary_model(
             base, [corpus], tmp_path / "binary", settings=BinarySettings(bits=8, prefixes=(8,)), progress=False
         )
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_base_tensors_of_a_model2vec_folder_keep_float16(tmp_path: Path, weights: bool) -> None:
+    from safetensors.numpy import load_file, save_file
+    from test_folder import write_model2vec
+
+    from lightembed_train.codebook import base_tensors
+
+    folder = write_model2vec(tmp_path / "m2v", weights=weights, mapping=False)
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors["embeddings"] = tensors["embeddings"].astype(np.float16)
+    save_file(tensors, str(folder / "model.safetensors"))
+    model = lightembed.load(folder)
+    stored = base_tensors(model)["embeddings"]
+    assert stored.dtype == np.float16
+    np.testing.assert_array_equal(stored, model.parts.embeddings)

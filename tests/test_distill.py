@@ -113,6 +113,31 @@ def test_teacher_missing_folder(tmp_path: Path) -> None:
         Teacher(tmp_path / "nope")
 
 
+def test_a_teacher_with_sharded_safetensors_loads_and_hashes_its_shards(tiny_teacher: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from transformers import AutoModel
+
+    from lightembed_train.targets import teacher_digest
+    from lightembed_train.teacher import Teacher
+
+    folder = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, folder)
+    (folder / "model.safetensors").unlink()
+    AutoModel.from_pretrained(str(tiny_teacher)).save_pretrained(str(folder), max_shard_size="50KB")
+    shards = sorted(p.name for p in folder.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (folder / "model.safetensors.index.json").is_file()
+    teacher = Teacher(folder, device="cpu")
+    assert [p.name for p in teacher.weight_files] == ["model.safetensors.index.json", *shards]
+    texts = ["the cat sat", "a dog"]
+    np.testing.assert_allclose(teacher.encode(texts), Teacher(tiny_teacher, device="cpu").encode(texts), atol=1e-6)
+    before = teacher_digest(teacher)
+    last = folder / shards[-1]
+    content = last.read_bytes()
+    last.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))  # a changed shard changes the digest (the cache key)
+    assert teacher_digest(teacher) != before
+
+
 def test_teacher_with_pickled_weights_only_is_refused(tiny_teacher: Path, tmp_path: Path) -> None:
     """A teacher folder with only pytorch_model.bin is never unpickled: the missing safetensors file is named."""
     import shutil

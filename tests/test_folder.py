@@ -672,3 +672,18 @@ def test_model2vec_folder_truncates_like_model2vec_not_at_seq_length(tmp_path: P
     short = lightembed.load(folder)
     assert short.config.max_length == 8
     np.testing.assert_allclose(short.embed(head), short.embed(" ".join(head.split()[:8])), atol=1e-6)
+
+
+def test_write_model_takes_a_folder_empty_but_for_hidden_files_and_refuses_any_other(tmp_path: Path) -> None:
+    from tiny import write_tiny_model
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".gitkeep").write_text("")
+    assert lightembed.load(write_tiny_model(hidden)).config.dim == 16
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("my notes")
+    with pytest.raises(ValueError, match="exists and is not a lightembed model folder"):
+        write_tiny_model(notes)
+    assert (notes / "README.md").read_text() == "my notes" and len(list(notes.iterdir())) == 1

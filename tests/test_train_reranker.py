@@ -368,6 +368,8 @@ def test_cli_rejects_a_query_length_beyond_the_base_and_a_cache_that_is_a_file(
     assert "is a file, expected a folder" in capsys.readouterr().err
     assert train_main([*base, "--cache", str(cache / "sub")]) == 2  # under a file
     assert f"{cache} is a file, expected a folder" in capsys.readouterr().err
+    assert train_main([*base, "--cache", str(tmp_path / "x" / "cache")]) == 2  # the model folder would hold it
+    assert "is inside the model folder --out" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

@@ -198,7 +198,7 @@ def test_tune_model_end_to_end_and_cache(
     np.testing.assert_array_equal(lightembed.load(again).parts.embeddings, model.parts.embeddings)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "nan"])
+@pytest.mark.parametrize("damage", ["truncated", "empty", "nan"])
 def test_a_damaged_teacher_cache_is_embedded_again(tiny_teacher: Path, tmp_path: Path, damage: str) -> None:
     from lightembed_train.teacher import Teacher
 
@@ -206,8 +206,8 @@ def test_a_damaged_teacher_cache_is_embedded_again(tiny_teacher: Path, tmp_path:
     texts = ["the cat sat", "a dog plays", "bake bread"]
     fresh = targets_module.teacher_embeddings(teacher, texts, tmp_path, progress=False)
     (cached,) = tmp_path.glob("teacher-*.npy")
-    if damage == "truncated":
-        cached.write_bytes(cached.read_bytes()[:200])
+    if damage != "nan":
+        cached.write_bytes(cached.read_bytes()[: 200 if damage == "truncated" else 0])
     else:
         bad = fresh.copy()
         bad[1, 0] = np.nan
@@ -235,7 +235,7 @@ def test_tuning_a_model_with_a_reranker_drops_it(
         (TuneSettings(batch_size=-5), "batch_size"),
         (TuneSettings(epochs=-1), "epochs"),
         (TuneSettings(learning_rate=float("nan")), "learning_rate"),
-        (TuneSettings(dims=(4, 99)), r"prefix sizes \(4, 99\) \(--dims\) must lie in \[1, 8\]"),
+        (TuneSettings(dims=(4, 99)), r"prefix sizes \(4, 99\) \(dims, --dims\) must lie in \[1, 8\]"),
         (TuneSettings(dims=(4, 8)), "more distinct corpus texts than the model's 8 dims, got 3"),
     ],
 )
@@ -280,3 +280,10 @@ def test_cli_tune(base_model: Path, tiny_teacher: Path, tune_corpus: Path, tmp_p
     capsys.readouterr()
     assert main([*common, "--out", str(tmp_path / "bad"), "--no-dev", "--dims", "4,x"]) == 2
     assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_default_prefix_sizes_follow_the_width() -> None:
+    assert tune_module.with_dims(TuneSettings(), 256).dims == (32, 64, 128, 256)
+    assert tune_module.with_dims(TuneSettings(), 100).dims == (32, 64, 100)
+    assert tune_module.with_dims(TuneSettings(), 8).dims == (8,)
+    assert tune_module.with_dims(TuneSettings(dims=(16, 4, 16)), 16).dims == (4, 16)
