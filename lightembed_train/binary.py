@@ -128,8 +128,9 @@ def rotation_start(dim: int, bits: int, seed: int = 0) -> np.ndarray:
 
 
 def itq_rotation(vectors: np.ndarray, iterations: int = ITQ_ITERATIONS, seed: int = 0, restarts: int = 1) -> np.ndarray:
-    """Iterative quantisation (Gong and Lazebnik): the rotation R [d, d] of the (already centred, PCA-ordered)
-    `vectors` [n, d] whose sign bits lose the least, by alternating B = sign(V R) and the Procrustes fit of R to B.
+    """Iterative quantisation (Gong and Lazebnik): the rotation R [d, d] of the PCA-ordered `vectors` [n, d] whose
+    sign bits lose the least, by alternating B = sign(V R) and the Procrustes fit of R to B. ITQ assumes centred
+    vectors; they are used as given (`train_binary_model` centres them only with `centre=True`).
 
     ITQ finds a local minimum of ||B - V R||^2; with `restarts` > 1 the best of that many seeded starts is kept.
     """
@@ -458,9 +459,8 @@ def train_binary_model(
         neighbours = nearest_groups(targets, settings.neighbours)
     dev_sets = [CodeDevPairs.from_pairs(name, model, scored) for name, scored in dev]
     pair_tokens = PairTokens.from_pairs(model, pairs) if pairs and settings.contrastive_weight > 0 else None
-    start = code_start(
-        model.config.dim, settings.bits, settings.start, settings.seed, pooled(code_table, tokens), settings.prefixes
-    )
+    itq_vectors = pooled(code_table, tokens) if settings.start == "itq" else None  # only ITQ reads them
+    start = code_start(model.config.dim, settings.bits, settings.start, settings.seed, itq_vectors, settings.prefixes)
     result = train_binary_codebook(
         code_table,
         start,
