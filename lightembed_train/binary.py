@@ -55,9 +55,10 @@ from .tune import (
     PairTokens,
     TokenizedTexts,
     check_base,
-    dev_cell,
+    corpus_lines,
     dev_scores,
     epoch_row,
+    epoch_table_rows,
     pooled,
     tokenize,
 )
@@ -557,11 +558,8 @@ def binary_card(config: ModelConfig, base_card: str | None) -> str:
     """The README.md of a model folder with a trained binary codebook, from its config and provenance."""
     p = config.provenance
     s = p["settings"]
-    rows = "\n".join(
-        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {dev_cell(h)} |"
-        for h in p["history"]
-    )
-    corpus = "\n".join(f"- `{c['name']}`: {c['lines']} lines, sha256 `{c['sha256'][:16]}…`" for c in p["corpus_files"])
+    rows = epoch_table_rows(p["history"])
+    corpus = corpus_lines(p["corpus_files"])
     pairs = (
         f" Each step also added {s['contrastive_weight']} times an in-batch InfoNCE loss on the codes of"
         f" {p['contrastive_pairs']} positive text pairs from train-allowed files (batches of {s['pair_batch_size']})."

@@ -28,7 +28,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -56,6 +56,7 @@ from lightembed.scoring import unit_rows
 
 from .activations import TORCH_ACTIVATIONS
 from .checks import finite_loss, require_counts, require_non_negative, require_positive, require_unit_interval
+from .datasets import RankingQuery
 from .device import resolve_device
 from .distill import versions
 from .evaluation.reranking import rank_by_score, ranked_average_precision
@@ -274,29 +275,30 @@ def dev_score(
     pooled: np.ndarray,
 ) -> float:
     """MAP or nDCG@10 (x100) of `ranking` reordered by the numpy scorer (`pooled`: unit pooled vectors)."""
-    values = []
-    for query, n_relevant in zip(ranking.queries, ranking.n_relevant):
+
+    def scores_of(query: RankingQuery) -> np.ndarray:
         rows = np.asarray([index[c] for c in query.candidates])
         docs = tokens.subset(rows)
         cosines = pooled[rows] @ pooled[index[query.query]]
         scores = scorer.scores(table, text_ids(tokens, index[query.query]), docs.flat, docs.lengths, cosines)
         if not np.isfinite(scores).all():
             raise ValueError(f"the scorer gives non-finite scores on {ranking.name}: its weights overflow")
-        relevance = np.asarray(query.labels, dtype=bool)[rank_by_score(scores)]
-        if ranking.metric == "MAP":
-            values.append(ranked_average_precision(relevance))
-        else:
-            values.append(ndcg_at_k(relevance, n_relevant))
-    return 100.0 * float(np.mean(values))
+        return scores
+
+    return _ranking_score(ranking, scores_of)
 
 
 def cosine_dev_score(vectors: np.ndarray, ranking: DevRanking, index: dict[str, int]) -> float:
     """The same metric with candidates ordered by the cosine of `vectors` (the teacher's, say)."""
     unit = unit_rows(vectors)
+    return _ranking_score(ranking, lambda query: unit[[index[c] for c in query.candidates]] @ unit[index[query.query]])
+
+
+def _ranking_score(ranking: DevRanking, scores_of: Callable[[RankingQuery], np.ndarray]) -> float:
+    """MAP or nDCG@10 (x100, as `ranking.metric` says) of each query's candidates ordered by `scores_of(query)`."""
     values = []
     for query, n_relevant in zip(ranking.queries, ranking.n_relevant):
-        scores = unit[[index[c] for c in query.candidates]] @ unit[index[query.query]]
-        relevance = np.asarray(query.labels, dtype=bool)[rank_by_score(scores)]
+        relevance = np.asarray(query.labels, dtype=bool)[rank_by_score(scores_of(query))]
         values.append(
             ranked_average_precision(relevance) if ranking.metric == "MAP" else ndcg_at_k(relevance, n_relevant)
         )

@@ -215,9 +215,19 @@ def epoch_row(epoch: int, loss: float | None, scores: dict[str, float]) -> dict[
     return row
 
 
-def dev_cell(row: dict[str, float | None]) -> str:
-    """A history row's dev mean for a card's table ("n/a" when no dev set was scored)."""
-    return "n/a" if row["dev"] is None else f"{row['dev']:.2f}"
+def epoch_table_rows(history: Sequence[dict[str, Any]]) -> str:
+    """A card's rows "| epoch | loss | dev mean |" of a training history ("start" for epoch 0's loss, "n/a" without
+    dev sets)."""
+    return "\n".join(
+        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | "
+        f"{'n/a' if h['dev'] is None else format(h['dev'], '.2f')} |"
+        for h in history
+    )
+
+
+def corpus_lines(files: Sequence[dict[str, Any]]) -> str:
+    """A card's list of corpus files with their line counts and sha256 (as `describe_corpus` gives them)."""
+    return "\n".join(f"- `{c['name']}`: {c['lines']} lines, sha256 `{c['sha256'][:16]}…`" for c in files)
 
 
 def dev_scores(table: np.ndarray | torch.Tensor, dev: Sequence[DevPairs], dims: Sequence[int]) -> dict[str, float]:
@@ -430,13 +440,10 @@ def tune_card(config: ModelConfig) -> str:
     """The README.md of a tuned model folder, from its config and provenance."""
     p = config.provenance
     s = p["settings"]
-    rows = "\n".join(
-        f"| {h['epoch']} | {'start' if h['loss'] is None else format(h['loss'], '.4f')} | {dev_cell(h)} |"
-        for h in p["history"]
-    )
+    rows = epoch_table_rows(p["history"])
     if p.get("base_dev") is not None:
         rows = f"| base | | {p['base_dev']:.2f} |\n" + rows
-    corpus = "\n".join(f"- `{c['name']}`: {c['lines']} lines, sha256 `{c['sha256'][:16]}…`" for c in p["corpus_files"])
+    corpus = corpus_lines(p["corpus_files"])
     return f"""# lightembed static embedding model (tuned)
 
 A static token codebook for lightembed: {config.vocab_size} tokens x {config.dim} dims, mean
