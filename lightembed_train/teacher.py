@@ -99,10 +99,12 @@ def safetensors_weights(model_dir: Path) -> list[Path]:
         return [single]
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{index}: not a readable safetensors index ({exc})") from None
-        return [index, *(model_dir / name for name in shards)]
+        if not shards or not all(isinstance(name, str) and name for name in shards):
+            raise ValueError(f"{index}: its weight_map must name the shard files")
+        return [index, *(model_dir / name for name in sorted(shards))]
     raise FileNotFoundError(
         f"{single}: the teacher has no safetensors weights (nor a sharded index); pickled weights such as "
         "pytorch_model.bin are never loaded"

@@ -138,6 +138,22 @@ def test_a_teacher_with_sharded_safetensors_loads_and_hashes_its_shards(tiny_tea
     assert teacher_digest(teacher) != before
 
 
+@pytest.mark.parametrize("weight_map", ['{"a": 1}', '{"a": null}', "{}", '"x"'])
+def test_a_teacher_index_that_names_no_shard_files_is_refused(
+    tiny_teacher: Path, tmp_path: Path, weight_map: str
+) -> None:
+    import shutil
+
+    from lightembed_train.teacher import Teacher
+
+    folder = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, folder)
+    (folder / "model.safetensors").unlink()
+    (folder / "model.safetensors.index.json").write_text(f'{{"weight_map": {weight_map}}}')
+    with pytest.raises(ValueError, match="model.safetensors.index.json: (its weight_map must name|not a readable)"):
+        Teacher(folder, device="cpu")
+
+
 def test_teacher_with_pickled_weights_only_is_refused(tiny_teacher: Path, tmp_path: Path) -> None:
     """A teacher folder with only pytorch_model.bin is never unpickled: the missing safetensors file is named."""
     import shutil

@@ -771,3 +771,13 @@ def rayleigh_with_trace_ridge(moments: Moments, ridge: float) -> np.ndarray:
     return scipy.linalg.eigh(moments.cross, total + ridge * np.trace(total) / len(total) * np.eye(len(total)))[1][
         :, ::-1
     ]
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0, 1.1])
+def test_asym_rayleigh_keeps_gamma_one_when_no_gamma_balances_the_sides(scale: float) -> None:
+    """One side a multiple of the other: every gamma gives the same variance ratio, so none balances them."""
+    y = np.random.default_rng(1).standard_normal((2000, 6))
+    vectors = np.concatenate([scale * y, y]).astype(np.float32)
+    pairs = np.stack([np.arange(2000), np.arange(2000) + 2000], axis=1)
+    moments = Moments(pair_stats(vectors, pairs, symmetric=False))
+    np.testing.assert_allclose(asym_rayleigh(moments, ridge=0.1), rayleigh_with_trace_ridge(moments, 0.1), atol=1e-8)

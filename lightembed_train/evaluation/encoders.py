@@ -22,13 +22,15 @@ logger = logging.getLogger(__name__)
 
 WORDLLAMA_CONFIG = "l2_supercat"
 WORDLLAMA_FULL_DIM = 256
-_DIGEST_FILES = ("config.json", "model.safetensors", "tokenizer.json", "modules.json")
+_DIGEST_FILES = ("config.json", "model.safetensors", "tokenizer.json", "modules.json", "model.safetensors.index.json")
 
 
 def folder_digest(path: Path) -> str:
     """First 16 hex digits of a sha256 over a model's weight, config and tokenizer files (or over one file)."""
     digest = hashlib.sha256()
     files = [path] if path.is_file() else [path / name for name in _DIGEST_FILES if (path / name).is_file()]
+    if path.is_dir():
+        files += sorted(path.glob("model-*-of-*.safetensors"))  # the shards of a sharded model
     for file in files:
         digest.update(file.name.encode())
         with file.open("rb") as handle:

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 
 from .stats import Moments
 
 StartMethod = Callable[..., np.ndarray]
 RefineMethod = Callable[..., np.ndarray]
 
-ASYM_MAX_ITER = 20
+ASYM_LOG_RANGE = 30.0  # log gamma searched within +-this
 ASYM_TOL = 1e-8
 CACHED_DEPTH = 2  # how many leading steps of a recipe `solve` keeps for reuse
 
@@ -77,7 +78,7 @@ def ridge_map(moments: Moments, ridge: float = 0.1) -> np.ndarray:
 
 def asym_rayleigh(moments: Moments, ridge: float = 0.1) -> np.ndarray:
     """Rayleigh with the x and y sides weighed so that both keep equal variance after projection:
-    C w = lambda (gamma Sxx + Syy + ridge) w, gamma found by the secant method."""
+    C w = lambda (gamma Sxx + Syy + ridge) w, gamma found by Brent's method (1 when none balances them)."""
     return _balanced(moments.cross, moments.sxx, moments.syy, ridge)
 
 
@@ -133,7 +134,9 @@ def _negative(moments: Moments) -> np.ndarray:
 
 def _balanced(cross: np.ndarray, sxx: np.ndarray, syy: np.ndarray, ridge: float) -> np.ndarray:
     """Generalised eigenvectors V of `cross` against gamma Sxx + Syy + ridge, with gamma such that the two sides keep
-    equal variance, tr(V^T Sxx V) = tr(V^T Syy V): the secant method on log gamma (a larger gamma shrinks the x side)."""
+    equal variance, tr(V^T Sxx V) = tr(V^T Syy V) (a larger gamma shrinks the x side's): Brent's method on log gamma
+    within [-ASYM_LOG_RANGE, ASYM_LOG_RANGE]. When no gamma there balances them (one side a multiple of the other,
+    say), gamma = 1."""
     ridge_eye = ridge * float(np.trace(sxx + syy)) / len(sxx) * np.eye(len(sxx))
 
     def solved(log_gamma: float) -> tuple[np.ndarray, float]:
@@ -141,17 +144,14 @@ def _balanced(cross: np.ndarray, sxx: np.ndarray, syy: np.ndarray, ridge: float)
         x_side, y_side = np.trace(vectors.T @ sxx @ vectors), np.trace(vectors.T @ syy @ vectors)
         return vectors, float(np.log(max(x_side, 1e-300) / max(y_side, 1e-300)))
 
-    t0, (vectors, f0) = 0.0, solved(0.0)
-    if abs(f0) <= ASYM_TOL:  # symmetric statistics: gamma = 1
+    vectors, imbalance = solved(0.0)
+    if abs(imbalance) <= ASYM_TOL:  # symmetric statistics: gamma = 1
         return vectors
-    t1 = f0  # the x side has e^f0 times the y side's variance: raise gamma by about that
-    vectors, f1 = solved(t1)
-    for _ in range(ASYM_MAX_ITER):
-        if abs(f1) <= ASYM_TOL or f1 == f0:
-            break
-        t0, f0, t1 = t1, f1, t1 - f1 * (t1 - t0) / (f1 - f0)
-        vectors, f1 = solved(t1)
-    return vectors
+    low, high = solved(-ASYM_LOG_RANGE)[1], solved(ASYM_LOG_RANGE)[1]
+    if not low > 0 > high:  # the imbalance falls as gamma grows; no sign change, no balancing gamma
+        return vectors
+    log_gamma = scipy.optimize.brentq(lambda t: solved(t)[1], -ASYM_LOG_RANGE, ASYM_LOG_RANGE, xtol=1e-10)
+    return solved(log_gamma)[0]
 
 
 STARTS: dict[str, StartMethod] = {
