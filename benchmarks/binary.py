@@ -25,7 +25,8 @@ top-k against float top-k over 1,000,000 items.
 
 Memory: bytes of the stored items, and the peak of temporary numpy memory during a call
 (tracemalloc). Also the overlap of each code size's top-10 with the float top-10, and how many of
-the float top-10 are among the Hamming top-100 (candidates for re-scoring).
+the float top-10 are among the Hamming top-100 (candidates for re-scoring); the queries are items,
+so both lists leave out the query and its exact copies (rows with the same vector).
 
 Usage:
     .venv/bin/python benchmarks/binary.py --trained FOLDER [--parts quality,search] \\
