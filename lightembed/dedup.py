@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import NamedTuple
@@ -200,10 +200,9 @@ def deduplicate_vectors(
     if len(distinct) != len(vectors):
         raise ValueError(f"{len(vectors)} vectors for {len(distinct)} distinct items")
     mode = search.resolved(len(vectors))
-    if mode == "exact":
-        match, score = greedy_matches(vectors, threshold, bits=bits, block_size=block_size, progress=progress)
-    elif mode == "partitioned":
-        pairs = partitioned_pairs(
+
+    def pairs() -> Pairs:
+        return partitioned_pairs(
             vectors,
             threshold,
             n_clusters=search.clusters,
@@ -212,11 +211,10 @@ def deduplicate_vectors(
             bits=bits,
             block_size=block_size,
         )
-        match, score = greedy_from_pairs(len(vectors), pairs)
-    else:
-        from .ann import ann_matches
 
-        match, score = ann_matches(vectors, threshold, neighbours=search.neighbours)
+    match, score = find_matches(
+        vectors, threshold, mode, search, pairs, bits=bits, block_size=block_size, progress=progress
+    )
     result = result_from_matches(match, score, first_copy, threshold, mode=mode, items=items)
     return replace(result, _vectors=vectors, _bits=bits, _block_size=block_size, _search=search)
 
@@ -254,6 +252,28 @@ def result_from_matches(
         mode=mode,
         _first=first_copy,
     )
+
+
+def find_matches(
+    vectors: np.ndarray,
+    threshold: float,
+    mode: str,
+    search: SearchOptions,
+    partitioned: Callable[[], Pairs],
+    *,
+    bits: int | None,
+    block_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The greedy rule's match and score of each row (see `greedy_matches`) by the search `mode` ("exact",
+    "partitioned" or "ann"); `partitioned()` gives the partitioned search's pairs."""
+    if mode == "exact":
+        return greedy_matches(vectors, threshold, bits=bits, block_size=block_size, progress=progress)
+    if mode == "partitioned":
+        return greedy_from_pairs(len(vectors), partitioned())
+    from .ann import ann_matches
+
+    return ann_matches(np.asarray(vectors), threshold, neighbours=search.neighbours)
 
 
 def greedy_matches(

@@ -41,9 +41,8 @@ from . import __version__, parquetio, textio
 from .dedup import (
     DedupResult,
     SearchOptions,
+    find_matches,
     first_copies_of_hashes,
-    greedy_from_pairs,
-    greedy_matches,
     result_from_matches,
     text_hashes,
 )
@@ -287,16 +286,16 @@ class Job:
         mode = search.resolved(len(vectors))
         matches_file = self.folder / "matches.npz"
         if not matches_file.exists():
-            if mode == "exact":
-                match, score = greedy_matches(
-                    vectors, threshold, bits=self.model.bits, block_size=self.model.block_size, progress=self.progress
-                )
-            elif mode == "partitioned":
-                match, score = greedy_from_pairs(len(vectors), self._partitioned_pairs(vectors, threshold, search))
-            else:
-                from .ann import ann_matches
-
-                match, score = ann_matches(np.asarray(vectors), threshold, neighbours=search.neighbours)
+            match, score = find_matches(
+                vectors,
+                threshold,
+                mode,
+                search,
+                lambda: self._partitioned_pairs(vectors, threshold, search),
+                bits=self.model.bits,
+                block_size=self.model.block_size,
+                progress=self.progress,
+            )
             save_arrays(matches_file, match=match, score=score)
         saved = read_arrays(matches_file, "match", "score")
         if len(saved["match"]) != len(vectors):
