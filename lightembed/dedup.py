@@ -212,9 +212,7 @@ def deduplicate_vectors(
             block_size=block_size,
         )
 
-    match, score = find_matches(
-        vectors, threshold, mode, search, pairs, bits=bits, block_size=block_size, progress=progress
-    )
+    match, score = find_matches(vectors, threshold, search, pairs, bits=bits, block_size=block_size, progress=progress)
     result = result_from_matches(match, score, first_copy, threshold, mode=mode, items=items)
     return replace(result, _vectors=vectors, _bits=bits, _block_size=block_size, _search=search)
 
@@ -257,7 +255,6 @@ def result_from_matches(
 def find_matches(
     vectors: np.ndarray,
     threshold: float,
-    mode: str,
     search: SearchOptions,
     partitioned: Callable[[], Pairs],
     *,
@@ -265,8 +262,9 @@ def find_matches(
     block_size: int,
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The greedy rule's match and score of each row (see `greedy_matches`) by the search `mode` ("exact",
-    "partitioned" or "ann"); `partitioned()` gives the partitioned search's pairs."""
+    """The greedy rule's match and score of each row (see `greedy_matches`), the pairs found by the mode `search`
+    resolves to for these rows; `partitioned()` gives the partitioned search's pairs."""
+    mode = search.resolved(len(vectors))
     if mode == "exact":
         return greedy_matches(vectors, threshold, bits=bits, block_size=block_size, progress=progress)
     if mode == "partitioned":

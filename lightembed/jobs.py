@@ -289,7 +289,6 @@ class Job:
             match, score = find_matches(
                 vectors,
                 threshold,
-                mode,
                 search,
                 lambda: self._partitioned_pairs(vectors, threshold, search),
                 bits=self.model.bits,
