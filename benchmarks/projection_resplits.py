@@ -24,6 +24,7 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import numpy as np
 import projection
 
 from lightembed_train.projection import FitReport, GroupedVectors, moments_of, solve, split_groups
-from lightembed_train.projection.crosscheck import INPUT
+from lightembed_train.projection.crosscheck import INPUT, Finalist
 
 logger = logging.getLogger("projection_resplits")
 
@@ -66,16 +67,29 @@ def resplit_run(dev: GroupedVectors, grid: str, seed: int, litfit_row: dict[str,
         row[tool] = {"gain": gain, "val_MAP@50": result["val_map"], "choice": result["choice"]}
         if tool == "lightembed":
             row[tool]["cross_check"] = result["cross_check"]
-            report = result["report"]
-            alternative = without_input(report, train.join(val), grid) if report.kept_input else result["matrix"]
-            row[tool]["gain_without_input"] = projection.test_scores(held, alternative)["MAP@50"] - base
+            for label, among in (("without_input", fitted_only), ("without_blends", without_blends)):
+                matrix = choice_among(result["report"], among, train.join(val), grid)
+                row[tool][f"gain_{label}"] = projection.test_scores(held, matrix)["MAP@50"] - base
     return row
 
 
-def without_input(report: FitReport, pooled: GroupedVectors, grid: str) -> np.ndarray:
-    """The matrix the cross-check would have chosen without the input vectors among its finalists:
-    the best other finalist, refitted on train + val as `fit_projection` does."""
-    best = max((f for f in report.checked if f.recipe != INPUT), key=lambda finalist: finalist.mean)
+def fitted_only(finalist: Finalist) -> bool:
+    """The cross-check's first design: the search's finalists alone."""
+    return finalist.recipe != INPUT and not finalist.recipe.finished
+
+
+def without_blends(finalist: Finalist) -> bool:
+    """The second: the search's finalists and the input vectors."""
+    return not finalist.recipe.finished
+
+
+def choice_among(report: FitReport, among: Callable[[Finalist], bool], pooled: GroupedVectors, grid: str) -> np.ndarray:
+    """The matrix the cross-check would have chosen among the finalists that `among` keeps (a tie
+    to the input), refitted on train + val as `fit_projection` does."""
+    kept = [finalist for finalist in report.checked if among(finalist)]
+    best = max(kept, key=lambda finalist: (finalist.mean, finalist.recipe == INPUT))
+    if (best.recipe, best.width) == (report.recipe, report.dim):
+        return report.projection.matrix
     moments = moments_of(pooled, projection.NEGATIVES if grid == "full" else 0)
     return solve(best.recipe, moments)[:, : best.width]
 
@@ -102,11 +116,12 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "standard_error": error,
         "lightembed_at_least_litfit": int((difference >= 0).sum()),
     }
-    if all("gain_without_input" in row["lightembed"] for row in rows):
-        out["lightembed_mean_gain_without_input"] = float(
-            np.mean([r["lightembed"]["gain_without_input"] for r in rows])
-        )
+    for label in ("without_input", "without_blends"):
+        if all(f"gain_{label}" in row["lightembed"] for row in rows):
+            out[f"lightembed_mean_gain_{label}"] = float(np.mean([r["lightembed"][f"gain_{label}"] for r in rows]))
+    if "lightembed_mean_gain_without_input" in out:
         out["input_kept"] = sum(row["lightembed"]["choice"].startswith(f"{INPUT} ") for row in rows)
+        out["blend_chosen"] = sum("input_blend(" in row["lightembed"]["choice"] for row in rows)
     return out
 
 
@@ -123,12 +138,17 @@ def results_table(payload: dict[str, Any]) -> str:
                 f"{s['litfit_mean_gain']:+.3f}",
                 f"{s['mean_difference']:+.3f} ± {s['standard_error']:.3f}",
                 f"{s['lightembed_at_least_litfit']} of {s['splits']}",
-                f"{s['lightembed_mean_gain_without_input']:+.3f}" if "input_kept" in s else "",
+                *(
+                    f"{s[f'lightembed_mean_gain_{label}']:+.3f}" if f"lightembed_mean_gain_{label}" in s else ""
+                    for label in ("without_input", "without_blends")
+                ),
                 str(s.get("input_kept", "")),
+                str(s.get("blend_chosen", "")),
             ]
         )
     headers = ["input", "grid", "splits", "lightembed gain", "litfit gain", "difference ± s.e.", "ours >= litfit"]
-    headers += ["lightembed gain without the input finalist", "input kept"]
+    headers += ["lightembed gain, search's finalists only", "lightembed gain, finalists and the input"]
+    headers += ["input kept", "blend chosen"]
     return common.markdown_table(headers, rows)
 
 

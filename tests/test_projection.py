@@ -28,14 +28,15 @@ from lightembed_train.projection import (
     from_pairs,
     full_grid,
     group_stats,
+    methods,
     moments_of,
     pair_stats,
     solve,
     split_groups,
     stream_stats,
 )
-from lightembed_train.projection.crosscheck import INPUT, cross_check, fold_parts
-from lightembed_train.projection.methods import asym_rayleigh, order_columns, rayleigh
+from lightembed_train.projection.crosscheck import BLEND_WEIGHTS, INPUT, cross_check, fold_parts
+from lightembed_train.projection.methods import asym_rayleigh, input_blend, order_columns, rayleigh
 from lightembed_train.projection.negatives import mine_negatives
 from lightembed_train.projection.search import Schedule, choose_dims, search, zoom
 
@@ -149,6 +150,7 @@ EVERY_METHOD = [
     Recipe.of(("contrastive", {"alpha": 0.1, "beta": 0.1, "ridge": 0.3})),
     Recipe.of(("rayleigh", {"ridge": 1}), ("mse", {"ridge": 0.1}), ("asym_refine", {"ridge": 0.1})),
     Recipe.of(("rayleigh", {"ridge": 1}), ("contrastive_mse", {"alpha": 0.1, "ridge": 0.1})),
+    Recipe.of(("rayleigh", {"ridge": 1}), ("input_blend", {"weight": 0.5, "width": SIGNAL})),
 ]
 
 
@@ -178,6 +180,30 @@ def test_order_columns_puts_the_shared_variance_first_without_changing_cosines()
     np.testing.assert_allclose(ordered @ ordered.T, w @ w.T, atol=1e-8)  # an orthogonal rotation
 
 
+def test_input_blend_mixes_the_fitted_inner_products_with_the_input_ones() -> None:
+    data, _ = planted()
+    m = Moments(group_stats(data))
+    w = rayleigh(m, 0.1)
+    fitted = w[:, :SIGNAL]
+    scale = np.trace(fitted.T @ m.total @ fitted) / np.trace(m.total)
+    x = data.vectors.astype(np.float64)
+    for weight in (0.0, 0.3, 1.0):
+        blended = input_blend(w, m, weight, SIGNAL)
+        assert blended.shape == (DIM, DIM)
+        expected = (1 - weight) * scale * (x @ x.T) + weight * (x @ fitted) @ (x @ fitted).T
+        np.testing.assert_allclose((x @ blended) @ (x @ blended).T, expected, rtol=1e-8, atol=1e-8 * scale)
+        shared = np.diag(blended.T @ m.cross @ blended)
+        assert np.all(np.diff(shared) <= 1e-10)  # columns ordered like every method's
+    np.testing.assert_allclose(input_blend(w, m, 0.5, 0), input_blend(w, m, 0.5, DIM), atol=1e-10)
+    with pytest.raises(ValueError, match="weight must lie in"):
+        input_blend(w, m, 1.5)
+    for width in (2.5, DIM + 1, -1):
+        with pytest.raises(ValueError, match="width must be a whole number"):
+            input_blend(w, m, 0.5, width)
+    with pytest.raises(ValueError, match="no variance to blend"):
+        input_blend(np.zeros((DIM, 2)), m, 0.5)
+
+
 def test_mse_refine_of_rayleigh_reweights_by_correlation() -> None:
     """Unridged, the Rayleigh basis makes both projected covariances diagonal (W^T T W = I,
     W^T C W = diag(lambda)), so the refine M = diag(lambda) only scales the columns."""
@@ -197,6 +223,13 @@ def test_recipes_check_their_steps_and_round_trip_as_json() -> None:
         Recipe.of(("mse", {"ridge": 1}))
     with pytest.raises(ValueError, match="only refines"):
         Recipe.of(("rayleigh", {}), ("rayleigh", {}))
+    finished = recipe.then("input_blend", {"weight": 0.5, "width": 8})
+    assert finished.finished and not recipe.finished and Recipe.from_json(finished.to_json()) == finished
+    assert str(finished) == "rayleigh(ridge=1) > mse(ridge=0.1) > input_blend(weight=0.5, width=8)"
+    with pytest.raises(ValueError, match="only as the last step"):
+        finished.then("mse", {"ridge": 1})
+    with pytest.raises(ValueError, match="must begin with"):
+        Recipe.of(("input_blend", {}))
     with pytest.raises(ValueError, match="needs mined negative pairs"):
         solve(Recipe.of(("contrastive", {})), Moments(group_stats(planted(20)[0])))
 
@@ -389,9 +422,15 @@ def test_fit_finds_the_planted_structure_on_held_out_groups() -> None:
     report = fit(torch.from_numpy(data.vectors), groups=dict(enumerate(data.groups.tolist())), seed=1)
     assert report.scores["test"].map_at_k > report.baseline["test"].map_at_k + 0.2
     assert len(report.search.zoomed) == 1  # one recipe in 100 searched, at least one
-    assert len(report.checked) == 6 and all(len(finalist.folds) == 4 for finalist in report.checked)
-    assert report.checked[-1].recipe == INPUT and report.checked[-1].width == DIM
-    assert report.checked[-1].mean < report.checked[0].mean - 0.2  # the planted projection beats the input
+    assert len(report.checked) == 9 and all(len(finalist.folds) == 4 for finalist in report.checked)
+    fitted, given, blended = report.checked[:5], report.checked[5], report.checked[6:]
+    assert given.recipe == INPUT and given.width == DIM
+    assert given.mean < report.checked[0].mean - 0.2  # the planted projection beats the input
+    best = max(fitted, key=lambda finalist: finalist.mean)
+    assert [(f.recipe.steps[:-1], f.recipe.steps[-1], f.width) for f in blended] == [
+        (best.recipe.steps, ("input_blend", (("weight", w), ("width", best.width))), DIM) for w in BLEND_WEIGHTS
+    ]
+    assert given.mean < blended[0].mean < blended[-1].mean  # the more of the projection, the better here
     chosen = max(report.checked, key=lambda finalist: finalist.mean)
     assert (report.recipe, report.dim, report.scores["val"]) == (chosen.recipe, chosen.width, chosen.val)
     assert report.to_json()["cross_check"][0]["mean_MAP"] == pytest.approx(100 * report.checked[0].mean)
@@ -452,7 +491,11 @@ def test_the_input_is_kept_when_no_recipe_beats_it_over_the_folds() -> None:
     train, val, test = split_groups(spread(), (0.6, 0.2, 0.2), seed=1)
     report = fit_projection(train, val, test)
     assert report.recipe == INPUT and report.dim == DIM
-    assert max(finalist.mean for finalist in report.checked[:-1]) < report.checked[-1].mean - 0.003
+    given = next(finalist for finalist in report.checked if finalist.recipe == INPUT)
+    blended = [finalist for finalist in report.checked if finalist.recipe.finished]
+    fitted = [finalist for finalist in report.checked if finalist is not given and finalist not in blended]
+    assert max(finalist.mean for finalist in fitted) < given.mean - 0.003
+    assert len(blended) == len(BLEND_WEIGHTS) and max(finalist.mean for finalist in blended) <= given.mean
     projected = unit_rows(test.vectors @ report.projection.matrix)
     plain = unit_rows(test.vectors)
     np.testing.assert_allclose(projected @ projected.T, plain @ plain.T, atol=1e-5)
@@ -461,6 +504,17 @@ def test_the_input_is_kept_when_no_recipe_beats_it_over_the_folds() -> None:
     assert all(finalist.recipe != INPUT for finalist in fixed.checked)
     gridded = fit_projection(train, val, grid=[INPUT, Recipe.of(("rayleigh", {"ridge": 1}))])
     assert [(f.recipe, f.width) for f in gridded.checked].count((INPUT, DIM)) == 1
+
+
+def test_a_blend_that_fails_is_left_out(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(w: np.ndarray, moments: Moments, **params: float) -> np.ndarray:
+        raise ValueError("no blend here")
+
+    monkeypatch.setitem(methods.FINISHES, "input_blend", broken)
+    train, val, _ = split_groups(planted(120)[0], (0.6, 0.2, 0.2), seed=1)
+    report = fit_projection(train, val)
+    assert len(report.checked) == 6 and not any(finalist.recipe.finished for finalist in report.checked)
+    assert "no blend here" in caplog.text
 
 
 def test_the_input_wins_a_tie_over_the_folds() -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from .crosscheck import FOLDS, INPUT, Finalist, cross_check, finalists
+from .crosscheck import FOLDS, INPUT, Finalist, blends, cross_check, finalists
 from .data import GroupedVectors, from_groups, from_pairs, split_groups
 from .export import Projection
 from .grid import named_grid
@@ -149,10 +149,10 @@ def fit_projection(
     progress: bool = False,
 ) -> FitReport:
     """Search `grid` on `val` with statistics of `train` (then zoom in on the best recipes' widths),
-    choose among the finalists and the input vectors by their mean score over `folds` folds of
-    train + val (`crosscheck`; `folds=0` keeps the best on validation), refit the choice on
-    train + val, score `test`. When the input wins, the projection is `INPUT`: a rotation that
-    keeps the input's cosines.
+    choose among the finalists, the input vectors and blends of the best finalist with the input by
+    their mean score over `folds` folds of train + val (`crosscheck`; `folds=0` keeps the best on
+    validation), refit the choice on train + val, score `test`. When the input wins, the projection
+    is `INPUT`: a rotation that keeps the input's cosines.
 
     `negatives` > 0 mines that many hard negatives per row (other groups' nearest rows) for
     the contrastive recipes. `dim` fixes the output width (default: scan widths and pick the
@@ -198,19 +198,21 @@ def fit_projection(
 
     clock = time.perf_counter()
     pooled = train.join(val)
+
+    def fold_moments(part: GroupedVectors) -> Moments:
+        return moments_of(part, negatives, device)
+
     checked: list[Finalist] = []
     if folds:
+        full_width = dim in (None, train.dim)
         candidates = finalists(found)
-        if dim in (None, train.dim) and (INPUT, train.dim) not in [(r, m) for r, m, _ in candidates]:
+        if full_width and (INPUT, train.dim) not in [(r, m) for r, m, _ in candidates]:
             candidates.append((INPUT, train.dim, scan.baseline))
-        checked = cross_check(
-            candidates,
-            pooled,
-            lambda part: moments_of(part, negatives, device),
-            folds=folds,
-            seed=seed,
-            device=device,
-        )
+        checked = cross_check(candidates, pooled, fold_moments, folds=folds, seed=seed, device=device)
+        fitted = [finalist for finalist in checked if finalist.recipe != INPUT]
+        if full_width and fitted:
+            shrunk = _on_validation(blends(max(fitted, key=lambda finalist: finalist.mean)), moments, val_scorer)
+            checked += cross_check(shrunk, pooled, fold_moments, folds=folds, seed=seed, device=device)
     if checked:
         # The input wins a tie: a projection must beat it over the folds to be worth shipping.
         chosen = max(checked, key=lambda finalist: (finalist.mean, finalist.recipe == INPUT))
@@ -249,6 +251,21 @@ def fit_projection(
     if report.kept_input:
         logger.warning("no recipe beat the input vectors over the folds: keeping the input's cosines")
     return report
+
+
+def _on_validation(
+    recipes: Sequence[Recipe], moments: Moments, scorer: RetrievalScorer
+) -> list[tuple[Recipe, int, Scores]]:
+    """Each full-width recipe with its validation scores (fitted on `moments`); one that fails is dropped."""
+    out = []
+    for recipe in recipes:
+        try:
+            matrix = solve(recipe, moments)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            logger.warning("%s failed: %s", recipe, exc)
+            continue
+        out.append((recipe, moments.dim, scorer.score(matrix, [moments.dim])[moments.dim]))
+    return out
 
 
 def fit(

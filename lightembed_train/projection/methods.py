@@ -6,7 +6,9 @@ Two kinds of step, chained by `Recipe`:
   `split_rank_rayleigh`, `contrastive_rayleigh` (the last needs mined negatives), and `identity`
   (the input itself, which the cross-check compares every finalist against);
 - a *refine* takes a W and the statistics and returns a better W of the same width:
-  `mse_refine`, `asym_refine`, `contrastive_mse_refine`.
+  `mse_refine`, `asym_refine`, `contrastive_mse_refine`;
+- a *finish*, last step only, takes a W and returns a full-width map: `input_blend` (W's inner
+  products shrunk towards the input's; the cross-check tries it on its best finalist).
 
 Every ridge is relative: it is multiplied by the trace of the covariance it regularises
 divided by its size, so `ridge=0.1` means the same on unit vectors as on raw pooled sums.
@@ -154,6 +156,28 @@ def _balanced(cross: np.ndarray, sxx: np.ndarray, syy: np.ndarray, ridge: float)
     return solved(log_gamma)[0]
 
 
+# --------------------------------------------------------------------------- finishes
+def input_blend(w: np.ndarray, moments: Moments, weight: float = 0.5, width: float = 0) -> np.ndarray:
+    """The full-width map M with (x M).(y M) = (1 - weight) c x.y + weight (x V).(y V), V the first
+    `width` columns of W (all when 0): the fitted inner products shrunk towards the input's.
+
+    c = tr(V^T T V) / tr(T) gives both terms the pairs' variance in equal measure. weight 1 keeps
+    V's cosines, 0 the input's; in between, a projection that gains little for its noise keeps
+    part of its gain at less risk.
+    """
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight must lie in [0, 1], got {weight}")
+    if width != int(width) or not 0 <= width <= w.shape[1]:
+        raise ValueError(f"width must be a whole number of columns in [0, {w.shape[1]}], got {width}")
+    fitted = w[:, : int(width)] if width else w
+    scale = float(np.trace(fitted.T @ moments.total @ fitted)) / float(np.trace(moments.total))
+    if not scale > 0:
+        raise ValueError("the projection leaves the pairs no variance to blend with the input")
+    metric = (1 - weight) * scale * np.eye(moments.dim) + weight * (fitted @ fitted.T)
+    values, vectors = np.linalg.eigh(metric)
+    return order_columns(vectors * np.sqrt(np.clip(values, 0, None)), moments)
+
+
 STARTS: dict[str, StartMethod] = {
     "identity": identity,
     "rayleigh": rayleigh,
@@ -167,6 +191,7 @@ REFINES: dict[str, RefineMethod] = {
     "asym_refine": asym_refine,
     "contrastive_mse": contrastive_mse_refine,
 }
+FINISHES: dict[str, RefineMethod] = {"input_blend": input_blend}
 NEEDS_NEGATIVES = frozenset({"contrastive", "contrastive_mse"})
 
 Params = tuple[tuple[str, float], ...]
@@ -175,7 +200,8 @@ Step = tuple[str, Params]
 
 @dataclass(frozen=True)
 class Recipe:
-    """A chain of steps: a start, then refines, each with its settings (plain, hashable data)."""
+    """A chain of steps: a start, then refines, then at most one finish, each with its settings (plain,
+    hashable data)."""
 
     steps: tuple[Step, ...]
 
@@ -185,14 +211,28 @@ class Recipe:
         first, *rest = (name for name, _ in self.steps)
         if first not in STARTS:
             raise ValueError(f"a recipe must begin with one of {sorted(STARTS)}, got {first!r}")
+        if rest and rest[-1] in FINISHES:
+            rest.pop()
         for name in rest:
             if name not in REFINES:
-                raise ValueError(f"after the first step only refines {sorted(REFINES)} may follow, got {name!r}")
+                raise ValueError(
+                    f"after the first step only refines {sorted(REFINES)} may follow, and a finish "
+                    f"{sorted(FINISHES)} only as the last step, got {name!r}"
+                )
 
     @classmethod
     def of(cls, *steps: tuple[str, Mapping[str, float]]) -> Recipe:
         """`Recipe.of(("rayleigh", {"ridge": 0.1}), ("mse", {"ridge": 1.0}))`."""
         return cls(tuple((name, tuple(sorted(params.items()))) for name, params in steps))
+
+    def then(self, name: str, params: Mapping[str, float]) -> Recipe:
+        """This recipe with one more step."""
+        return Recipe((*self.steps, (name, tuple(sorted(params.items())))))
+
+    @property
+    def finished(self) -> bool:
+        """True when the last step is a finish (nothing may follow it)."""
+        return len(self.steps) > 1 and self.steps[-1][0] in FINISHES
 
     @property
     def family(self) -> str:
@@ -237,7 +277,10 @@ def solve(recipe: Recipe, moments: Moments, cache: dict[tuple[Step, ...], np.nda
             w = cache[prefix]
             continue
         name, params = prefix[-1]
-        w = STARTS[name](moments, **dict(params)) if depth == 1 else REFINES[name](w, moments, **dict(params))
+        if depth == 1:
+            w = STARTS[name](moments, **dict(params))
+        else:
+            w = (REFINES.get(name) or FINISHES[name])(w, moments, **dict(params))
         if depth < len(recipe.steps) and depth <= CACHED_DEPTH:
             cache[prefix] = w
     return w
