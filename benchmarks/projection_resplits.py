@@ -35,7 +35,7 @@ import numpy as np
 import projection
 
 from lightembed_train.projection import FitReport, GroupedVectors, moments_of, solve, split_groups
-from lightembed_train.projection.crosscheck import INPUT, Finalist
+from lightembed_train.projection.crosscheck import INPUT, Finalist, choose
 
 logger = logging.getLogger("projection_resplits")
 
@@ -86,8 +86,7 @@ def without_blends(finalist: Finalist) -> bool:
 def choice_among(report: FitReport, among: Callable[[Finalist], bool], pooled: GroupedVectors, grid: str) -> np.ndarray:
     """The matrix the cross-check would have chosen among the finalists that `among` keeps (a tie
     to the input), refitted on train + val as `fit_projection` does."""
-    kept = [finalist for finalist in report.checked if among(finalist)]
-    best = max(kept, key=lambda finalist: (finalist.mean, finalist.recipe == INPUT))
+    best = choose([finalist for finalist in report.checked if among(finalist)])
     if (best.recipe, best.width) == (report.recipe, report.dim):
         return report.projection.matrix
     moments = moments_of(pooled, projection.NEGATIVES if grid == "full" else 0)

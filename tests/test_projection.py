@@ -21,6 +21,7 @@ from lightembed_train.projection import (
     Recipe,
     RetrievalScorer,
     Scores,
+    crosscheck,
     fast_grid,
     fit,
     fit_projection,
@@ -197,7 +198,7 @@ def test_input_blend_mixes_the_fitted_inner_products_with_the_input_ones() -> No
     np.testing.assert_allclose(input_blend(w, m, 0.5, 0), input_blend(w, m, 0.5, DIM), atol=1e-10)
     with pytest.raises(ValueError, match="weight must lie in"):
         input_blend(w, m, 1.5)
-    for width in (2.5, DIM + 1, -1):
+    for width in (2.5, DIM + 1, -1, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="width must be a whole number"):
             input_blend(w, m, 0.5, width)
     with pytest.raises(ValueError, match="no variance to blend"):
@@ -225,6 +226,8 @@ def test_recipes_check_their_steps_and_round_trip_as_json() -> None:
         Recipe.of(("rayleigh", {}), ("rayleigh", {}))
     finished = recipe.then("input_blend", {"weight": 0.5, "width": 8})
     assert finished.finished and not recipe.finished and Recipe.from_json(finished.to_json()) == finished
+    moments = Moments(group_stats(planted(40)[0]))
+    np.testing.assert_array_equal(solve(Recipe.from_json(finished.to_json()), moments), solve(finished, moments))
     assert str(finished) == "rayleigh(ridge=1) > mse(ridge=0.1) > input_blend(weight=0.5, width=8)"
     with pytest.raises(ValueError, match="only as the last step"):
         finished.then("mse", {"ridge": 1})
@@ -506,11 +509,35 @@ def test_the_input_is_kept_when_no_recipe_beats_it_over_the_folds() -> None:
     assert [(f.recipe, f.width) for f in gridded.checked].count((INPUT, DIM)) == 1
 
 
+def test_the_blends_at_the_ends_score_as_the_input_and_the_best_finalist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crosscheck, "BLEND_WEIGHTS", (0.0, 1.0))
+    train, val, _ = split_groups(planted(200)[0], (0.6, 0.2, 0.2), seed=1)
+    report = fit_projection(train, val, grid=[Recipe.of(("rayleigh", {"ridge": 0.1}))])
+    given = next(finalist for finalist in report.checked if finalist.recipe == INPUT)
+    best = max((f for f in report.checked if f.recipe != INPUT and not f.recipe.finished), key=lambda f: f.mean)
+    none_of_it, all_of_it = report.checked[-2:]
+    assert best.width < DIM and all_of_it.width == DIM  # a blend is full width even of a narrower finalist
+    np.testing.assert_allclose(none_of_it.folds, given.folds, atol=1e-9)  # the same folds, the input's cosines
+    np.testing.assert_allclose(all_of_it.folds, best.folds, atol=1e-9)  # the same folds, the finalist's cosines
+    assert all_of_it.val.map_at_k == pytest.approx(best.val.map_at_k, abs=1e-9)  # validation: train statistics
+    assert none_of_it.val.map_at_k == pytest.approx(report.scan.baseline.map_at_k, abs=1e-9)
+
+
+def test_blends_are_not_searched_nor_blended_again() -> None:
+    train, val, _ = split_groups(planted(60)[0], (0.6, 0.2, 0.2), seed=1)
+    recipe = Recipe.of(("rayleigh", {"ridge": 1}))
+    finished = recipe.then("input_blend", {"weight": 0.5, "width": SIGNAL})
+    with pytest.raises(ValueError, match="leave input_blend out of the grid"):
+        fit_projection(train, val, grid=[recipe, finished])
+    assert crosscheck.blends(crosscheck.Finalist(finished, DIM, Scores(0.5, 0.5), (0.5,))) == []
+    assert len(crosscheck.blends(crosscheck.Finalist(recipe, SIGNAL, Scores(0.5, 0.5), (0.5,)))) == 3
+
+
 def test_a_blend_that_fails_is_left_out(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     def broken(w: np.ndarray, moments: Moments, **params: float) -> np.ndarray:
         raise ValueError("no blend here")
 
-    monkeypatch.setitem(methods.FINISHES, "input_blend", broken)
+    monkeypatch.setitem(methods.AFTER_START, "input_blend", broken)
     train, val, _ = split_groups(planted(120)[0], (0.6, 0.2, 0.2), seed=1)
     report = fit_projection(train, val)
     assert len(report.checked) == 6 and not any(finalist.recipe.finished for finalist in report.checked)

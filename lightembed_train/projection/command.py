@@ -237,8 +237,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--folds",
         type=non_negative_int,
         default=FOLDS,
-        help=f"choose among the {TOP} best recipes on val and the input vectors by their mean score over this "
-        f"many folds of train + val (default {FOLDS}; 0: keep the best on val)",
+        help=f"choose among the {TOP} best recipes on val, the input vectors and blends of the best recipe with "
+        f"the input by their mean score over this many folds of train + val (default {FOLDS}; 0: keep the best "
+        "on val)",
     )
     search.add_argument("--seed", type=non_negative_int, default=0, help="split and search order seed (default 0)")
     search.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")

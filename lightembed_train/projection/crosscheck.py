@@ -84,6 +84,12 @@ def blends(best: Finalist) -> list[Recipe]:
     return [best.recipe.then("input_blend", {"weight": weight, "width": best.width}) for weight in BLEND_WEIGHTS]
 
 
+def choose(checked: Sequence[Finalist]) -> Finalist:
+    """The finalist with the best mean fold score; the input wins a tie (a projection must beat it
+    over the folds to be worth shipping), else the earlier one."""
+    return max(checked, key=lambda finalist: (finalist.mean, finalist.recipe == INPUT))
+
+
 def fold_parts(data: GroupedVectors, folds: int, seed: int) -> list[tuple[GroupedVectors, GroupedVectors]]:
     """(fit part, scored part) per fold, split by whole group; empty when a fold would hold no positive pair."""
     parts = split_groups(data, [1 / folds] * folds, seed)

@@ -1,5 +1,6 @@
 """Fit a projection end to end: statistics, width scan, grid search and width zoom on validation,
-a k-fold check of the finalists over train + val, refit, test.
+a k-fold check of the finalists, the input vectors and blends of the two over train + val, refit,
+test.
 
     from lightembed_train.projection import fit
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from .crosscheck import FOLDS, INPUT, Finalist, blends, cross_check, finalists
+from .crosscheck import FOLDS, INPUT, Finalist, blends, choose, cross_check, finalists
 from .data import GroupedVectors, from_groups, from_pairs, split_groups
 from .export import Projection
 from .grid import named_grid
@@ -130,6 +131,8 @@ def check_options(
     check_limits(max_trials, time_limit)
     if isinstance(grid, str):
         named_grid(grid)
+    elif any(isinstance(recipe, Recipe) and recipe.finished for recipe in grid):
+        raise ValueError("leave input_blend out of the grid: the cross-check tries it on its best finalist")
 
 
 def fit_projection(
@@ -211,11 +214,12 @@ def fit_projection(
         checked = cross_check(candidates, pooled, fold_moments, folds=folds, seed=seed, device=device)
         fitted = [finalist for finalist in checked if finalist.recipe != INPUT]
         if full_width and fitted:
+            # The same folds again (the same seed); their statistics are computed anew rather than
+            # held, which would cost folds x several d x d matrices.
             shrunk = _on_validation(blends(max(fitted, key=lambda finalist: finalist.mean)), moments, val_scorer)
             checked += cross_check(shrunk, pooled, fold_moments, folds=folds, seed=seed, device=device)
     if checked:
-        # The input wins a tie: a projection must beat it over the folds to be worth shipping.
-        chosen = max(checked, key=lambda finalist: (finalist.mean, finalist.recipe == INPUT))
+        chosen = choose(checked)
         recipe, width, val_scores = chosen.recipe, chosen.width, chosen.val
         logger.info("best over %d folds: %s at %d dims, mean MAP@50 %.2f", folds, recipe, width, 100 * chosen.mean)
     seconds["cross_check"] = time.perf_counter() - clock

@@ -29,6 +29,7 @@ from .stats import Moments
 
 StartMethod = Callable[..., np.ndarray]
 RefineMethod = Callable[..., np.ndarray]
+FinishMethod = Callable[..., np.ndarray]
 
 ASYM_LOG_RANGE = 30.0  # log gamma searched within +-this
 ASYM_TOL = 1e-8
@@ -159,15 +160,16 @@ def _balanced(cross: np.ndarray, sxx: np.ndarray, syy: np.ndarray, ridge: float)
 # --------------------------------------------------------------------------- finishes
 def input_blend(w: np.ndarray, moments: Moments, weight: float = 0.5, width: float = 0) -> np.ndarray:
     """The full-width map M with (x M).(y M) = (1 - weight) c x.y + weight (x V).(y V), V the first
-    `width` columns of W (all when 0): the fitted inner products shrunk towards the input's.
+    `width` columns of W (all when 0; a float because recipe settings are): the fitted inner
+    products shrunk towards the input's.
 
     c = tr(V^T T V) / tr(T) gives both terms the pairs' variance in equal measure. weight 1 keeps
     V's cosines, 0 the input's; in between, a projection that gains little for its noise keeps
-    part of its gain at less risk.
+    part of its gain at less risk. M's columns are ordered like every method's.
     """
     if not 0 <= weight <= 1:
         raise ValueError(f"weight must lie in [0, 1], got {weight}")
-    if width != int(width) or not 0 <= width <= w.shape[1]:
+    if not (np.isfinite(width) and width == int(width) and 0 <= width <= w.shape[1]):
         raise ValueError(f"width must be a whole number of columns in [0, {w.shape[1]}], got {width}")
     fitted = w[:, : int(width)] if width else w
     scale = float(np.trace(fitted.T @ moments.total @ fitted)) / float(np.trace(moments.total))
@@ -191,7 +193,8 @@ REFINES: dict[str, RefineMethod] = {
     "asym_refine": asym_refine,
     "contrastive_mse": contrastive_mse_refine,
 }
-FINISHES: dict[str, RefineMethod] = {"input_blend": input_blend}
+FINISHES: dict[str, FinishMethod] = {"input_blend": input_blend}
+AFTER_START: dict[str, RefineMethod | FinishMethod] = {**REFINES, **FINISHES}
 NEEDS_NEGATIVES = frozenset({"contrastive", "contrastive_mse"})
 
 Params = tuple[tuple[str, float], ...]
@@ -232,7 +235,7 @@ class Recipe:
     @property
     def finished(self) -> bool:
         """True when the last step is a finish (nothing may follow it)."""
-        return len(self.steps) > 1 and self.steps[-1][0] in FINISHES
+        return self.steps[-1][0] in FINISHES  # a finish is never the first step
 
     @property
     def family(self) -> str:
@@ -280,7 +283,7 @@ def solve(recipe: Recipe, moments: Moments, cache: dict[tuple[Step, ...], np.nda
         if depth == 1:
             w = STARTS[name](moments, **dict(params))
         else:
-            w = (REFINES.get(name) or FINISHES[name])(w, moments, **dict(params))
+            w = AFTER_START[name](w, moments, **dict(params))
         if depth < len(recipe.steps) and depth <= CACHED_DEPTH:
             cache[prefix] = w
     return w
