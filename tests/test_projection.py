@@ -632,7 +632,8 @@ def test_bake_drops_the_base_models_reranker(tmp_path) -> None:
     assert lightembed.load(folder).parts.reranker is not None
     baked = lightembed.load(Projection(np.eye(16, 4, dtype=np.float32)).bake(folder, tmp_path / "baked"))
     assert baked.parts.reranker is None and not baked.config.reranker
-    assert "reranker" in baked.config.provenance["dropped"]
+    dropped = baked.config.provenance["dropped"]
+    assert "reranker" in dropped and "binary" not in dropped  # only what the base had
 
 
 def test_bake_never_writes_over_another_kind_of_folder(tmp_path) -> None:

@@ -32,10 +32,10 @@ from ..distill import stored_codebook
 from .methods import Recipe
 
 METADATA_KEY = "lightembed_train.projection"
-DROPPED = (
-    "the base model's reranker (it reads the old token vectors) and trained binary codebook (it ranks like the "
-    "old vectors) are left out"
-)
+DROPPED_PARTS = {
+    "reranker": "the base model's reranker (it reads the old token vectors)",
+    "binary codebook": "the base model's trained binary codebook (it ranks like the old vectors)",
+}
 logger = logging.getLogger(__name__)
 
 
@@ -154,9 +154,14 @@ class Projection:
             },
             metrics={},
         )
-        if parts.binary_embeddings is not None or parts.reranker_path is not None:
-            config.provenance["dropped"] = DROPPED
-            logger.info("%s: %s", out, DROPPED)
+        dropped = [
+            DROPPED_PARTS[name]
+            for name, present in (("reranker", parts.reranker_path), ("binary codebook", parts.binary_embeddings))
+            if present is not None
+        ]
+        if dropped:
+            config.provenance["dropped"] = " and ".join(dropped) + " left out"
+            logger.info("%s: %s", out, config.provenance["dropped"])
         if card is None:
             card = (
                 f"# Projected lightembed model\n\nThe codebook of `{source}` multiplied by a projection "
