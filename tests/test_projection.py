@@ -636,6 +636,22 @@ def test_bake_drops_the_base_models_reranker(tmp_path) -> None:
     assert "reranker" in dropped and "binary" not in dropped  # only what the base had
 
 
+def test_bake_drops_the_base_models_binary_codebook(tmp_path) -> None:
+    from tiny import tiny_codebook, tiny_tokenizer
+
+    from lightembed.config import ModelConfig
+
+    table = tiny_codebook()
+    config = ModelConfig(dim=16, vocab_size=len(table), ignore_token_ids=(0, 1), binary_codebook=True)
+    folder = lightembed.write_model(
+        tmp_path / "model", config, table.astype(np.float16), tiny_tokenizer(), {"binary_embeddings": -table}
+    )
+    baked = lightembed.load(Projection(np.eye(16, 4, dtype=np.float32)).bake(folder, tmp_path / "baked"))
+    assert baked.parts.binary_embeddings is None and not baked.config.binary_codebook
+    dropped = baked.config.provenance["dropped"]
+    assert "binary codebook" in dropped and "reranker" not in dropped
+
+
 def test_bake_never_writes_over_another_kind_of_folder(tmp_path) -> None:
     from tiny import write_tiny_model
 
