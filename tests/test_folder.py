@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -300,10 +304,35 @@ def test_a_model_file_that_is_a_pipe_or_a_device_is_not_a_regular_file(folder: P
     if kind == "pipe":
         os.mkfifo(path)
     else:
-        path.symlink_to("/dev/zero")
-    assert_format_error(folder, file_name, "not a regular file")
-    with pytest.raises(lightembed.ModelNotFoundError, match="not a regular file or a folder"):
-        lightembed.load(path)
+        path.symlink_to("/dev/null")  # a device that ends at once: a regression fails rather than reads forever
+    with readers_unblocked(path):  # a regression that opened the pipe fails here instead of hanging
+        assert_format_error(folder, file_name, "not a regular file")
+        with pytest.raises(lightembed.ModelNotFoundError, match="not a regular file or a folder"):
+            lightembed.load(path)
+
+
+UNBLOCK_READERS = """
+import os, sys, time
+while True:
+    try:
+        os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK))  # fails while no one reads
+    except OSError:
+        pass
+    time.sleep(0.05)
+"""
+
+
+@contextlib.contextmanager
+def readers_unblocked(path: Path) -> Iterator[None]:
+    """While inside, anything that opens the pipe `path` to read gets end of file soon, not a wait.
+
+    A separate process does it: a reader blocked in a native call may hold the GIL."""
+    helper = subprocess.Popen([sys.executable, "-c", UNBLOCK_READERS, str(path)])
+    try:
+        yield
+    finally:
+        helper.kill()
+        helper.wait()
 
 
 def test_a_tokenizer_that_is_a_folder_says_so(folder: Path) -> None:
@@ -324,9 +353,9 @@ def test_tokenizer_larger_than_the_codebook(folder: Path) -> None:
 
 
 def test_tokenizer_ids_beyond_the_codebook(folder: Path) -> None:
-    vocab = {f"w{i}": i for i in range(V - 1)} | {"far": 99}  # no more tokens than rows, but one id past them
+    vocab = {f"w{i}": i for i in range(V - 1)} | {"far": V}  # no more tokens than rows, but one id past them
     Tokenizer(models.WordLevel(vocab=vocab, unk_token="w0")).save(str(folder / "tokenizer.json"))
-    assert_format_error(folder, "tokenizer.json", r"ids go up to 99 but the codebook has 34 rows")
+    assert_format_error(folder, "tokenizer.json", rf"ids go up to {V} but the codebook has {V} rows")
 
 
 def test_tokenizer_whose_unknown_token_is_not_in_its_vocabulary(folder: Path) -> None:
@@ -493,6 +522,12 @@ def test_token_weights_beyond_the_float16_range(tmp_path: Path) -> None:
         write_with_parts(tmp_path, {"token_weights": np.full(V, 1e5, np.float32)}, token_weights=True)
 
 
+def test_binary_codebook_with_a_row_count_other_than_the_vocabulary(tmp_path: Path) -> None:
+    folder = write_with_parts(tmp_path, {"binary_embeddings": np.ones((V, 24), np.float32)}, binary_codebook=True)
+    edit_tensors(folder, binary_embeddings=np.ones((V - 1, 24), np.float32))
+    assert_format_error(folder, "model.safetensors", rf"'binary_embeddings' has {V - 1} rows, expected {V}")
+
+
 def test_binary_codebook_is_used_for_binary_output(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     binary_table = rng.standard_normal((V, 24)).astype(np.float32)
@@ -566,7 +601,7 @@ def test_model2vec_folder_matches_model2vec(tmp_path: Path, weights: bool, mappi
 def test_model2vec_folder_with_bad_mapping(tmp_path: Path) -> None:
     folder = write_model2vec(tmp_path / "m2v", weights=False, mapping=True)
     tensors = load_file(str(folder / "model.safetensors"))
-    tensors["mapping"][3] = 99
+    tensors["mapping"][3] = len(tensors["embeddings"])  # one past the last row
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(ModelFormatError, match="mapping") as info:
         lightembed.load(folder)

@@ -200,6 +200,7 @@ def _broken(tmp_path: Path, *, drop=(), metadata=None, **tensors: np.ndarray) ->
         ({"projection.weight": np.zeros((5, 8), np.float32)}, r"projection\.weight"),
         ({"output.bias": np.array([np.nan], np.float32)}, "NaN"),
         ({"row.1.bias": np.zeros(2, np.int32)}, "dtype"),
+        ({"output.weight": np.ones((2, 7), np.float32), "output.bias": np.ones(2, np.float32)}, r"\[1, 7\]"),
     ],
 )
 def test_invalid_files_name_the_file_and_the_problem(tmp_path: Path, change: dict, message: str) -> None:

@@ -375,6 +375,11 @@ def test_hashes_find_the_same_first_copies_as_the_texts() -> None:
     np.testing.assert_array_equal(first_copies_of_hashes(text_hashes(texts)), first_copies(texts))
 
 
+def test_hashes_that_share_one_word_are_different() -> None:
+    hashes = np.array([[1, 2], [1, 3], [1, 2], [4, 3]], dtype=np.uint64)
+    assert first_copies_of_hashes(hashes).tolist() == [0, 1, 0, 3]
+
+
 # --------------------------------------------------------------------- resumable jobs
 def corpus_lines(n: int = 900, seed: int = 0) -> list[str]:
     """Random sentences of the tiny model's words, with exact copies and one-word-dropped near copies."""

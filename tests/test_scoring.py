@@ -101,3 +101,10 @@ def test_one_query_scores_are_the_dot_products(same_rows: bool) -> None:
     rows = np.tile(rows, (37, 1)) if same_rows else rows
     query = unit_rows(rng.standard_normal((1, 64)))
     np.testing.assert_allclose(similarity_matrix(query, rows)[0], rows @ query[0], atol=1e-6)
+
+
+def test_rows_beyond_float32_keep_their_direction_when_mostly_negative() -> None:
+    wide = comparable_rows(np.array([[-1e300, -1e300], [-3e-300, -4e-300]]))  # float64, beyond float32's range
+    np.testing.assert_allclose(wide, [[-(2**-0.5), -(2**-0.5)], [-0.6, -0.8]], rtol=1e-6)
+    narrow = np.array([[-3e30, -4e30], [0.0, -4e30], [-3e-40, -4e-40]], dtype=np.float32)  # squares overflow or vanish
+    np.testing.assert_allclose(unit_rows(narrow), [[-0.6, -0.8], [0.0, -1.0], [-0.6, -0.8]], rtol=1e-5)

@@ -950,6 +950,19 @@ def test_split_links_compare_a_window_of_sentences_on_each_side() -> None:
     assert _link_similarity(vectors, 2)[1] == pytest.approx(1 / math.sqrt(2))  # (2, 0) against (1, 1)
 
 
+def test_split_links_beside_a_sentence_without_tokens_are_full_and_a_chunk_of_the_target_size_is_kept() -> None:
+    from lightembed.split import _link_similarity, semantic_split
+
+    # a sentence of no known tokens (a zero vector) is no reason to cut beside it
+    assert _link_similarity(np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 0.0]]), 1).tolist() == [1.0, 1.0]
+
+    def embed(sentences: list[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0] if s[0] in "ab" else [0.0, 1.0] for s in sentences])
+
+    # sentences of 6, 6, 6 and 5 characters: two chunks of exactly 12 and 11, not cut again
+    assert semantic_split("aaaa. bbbb. cccc. dddd.", embed, target_size=12) == ["aaaa. bbbb. ", "cccc. dddd."]
+
+
 @pytest.mark.parametrize("window", [1, 3, 40])
 def test_split_links_are_computed_in_blocks_with_bounded_memory(monkeypatch: pytest.MonkeyPatch, window: int) -> None:
     from lightembed import split
@@ -1008,3 +1021,13 @@ def test_split_of_uniform_text_cuts_in_the_middle(tiny: lightembed.LightEmbed) -
     chunks = tiny.split(text, target_size=1500)
     assert "".join(chunks) == text and len(chunks) == 8  # 10,400 characters halved three times
     assert min(map(len, chunks)) > 1200
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 3, 4])
+def test_a_tie_between_a_kept_row_of_an_earlier_block_and_one_of_the_same_block_goes_to_the_first(
+    block_size: int,
+) -> None:
+    # row 3 scores exactly 0.6 with rows 0 and 2 (0.53 with row 1): it names row 0, however the blocks fall
+    vectors = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [0.6, 0.6, np.sqrt(0.28)]], dtype=np.float32)
+    result = deduplicate_vectors(vectors, 0.55, block_size=block_size)
+    assert result.kept.tolist() == [0, 1, 2] and result.duplicate_of.tolist() == [0]
