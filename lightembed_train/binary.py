@@ -554,6 +554,9 @@ def _neighbour_note(s: dict[str, Any]) -> str:
     return f"; {100 * s['neighbour_share']:.0f}% of each batch: texts with their {s['neighbours'] - 1} nearest corpus texts"
 
 
+FLOAT_CARD = "\n## The float model's card\n\n"  # where a binary card holds its float model's card
+
+
 def binary_card(config: ModelConfig, base_card: str | None) -> str:
     """The README.md of a model folder with a trained binary codebook, from its config and provenance."""
     p = config.provenance
@@ -602,9 +605,6 @@ similarity. Bits are ordered by importance: `dim=m` keeps the first m bits (trai
         float_card = base_card.split(FLOAT_CARD, 1)[1] if FLOAT_CARD in base_card else _demoted(base_card)
         text += FLOAT_CARD + float_card
     return text
-
-
-FLOAT_CARD = "\n## The float model's card\n\n"
 
 
 def _demoted(card: str) -> str:

@@ -32,10 +32,8 @@ from ..distill import stored_codebook
 from .methods import Recipe
 
 METADATA_KEY = "lightembed_train.projection"
-DROPPED_PARTS = {
-    "reranker": "the base model's reranker (it reads the old token vectors)",
-    "binary codebook": "the base model's trained binary codebook (it ranks like the old vectors)",
-}
+DROPPED_RERANKER = "the base model's reranker (it reads the old token vectors)"
+DROPPED_CODES = "the base model's trained binary codebook (it ranks like the old vectors)"
 logger = logging.getLogger(__name__)
 
 
@@ -154,11 +152,8 @@ class Projection:
             },
             metrics={},
         )
-        dropped = [
-            DROPPED_PARTS[name]
-            for name, present in (("reranker", parts.reranker_path), ("binary codebook", parts.binary_embeddings))
-            if present is not None
-        ]
+        held = ((DROPPED_RERANKER, parts.reranker_path), (DROPPED_CODES, parts.binary_embeddings))
+        dropped = [text for text, part in held if part is not None]
         if dropped:
             config.provenance["dropped"] = " and ".join(dropped) + " left out"
             logger.info("%s: %s", out, config.provenance["dropped"])
